@@ -1,0 +1,1 @@
+"""Hookline: shared configuration, records and command-line tools."""

@@ -1,0 +1,359 @@
+"""The webhook request pipeline: client address, size, encoding, type, signature, then Kafka.
+
+`WebhookReceiver.receive` checks a request in this order and responds with
+the first status that applies:
+
+- 404: no source of that name is configured;
+- 403: the source has `allowed_networks` and the client address is in none;
+- 400: Content-Length is invalid or the client disconnected mid-body;
+- 413: the body exceeds the source's `max_body_bytes`;
+- 415, 400 or 413 for `Content-Encoding`: a coding other than gzip, a
+  corrupt gzip body, or a decompressed body over `max_body_bytes`;
+- 415: the source does not accept the media type;
+- 401 (some schemes 400 or 403): the signature or token is missing,
+  malformed or wrong, its timestamp is outside the tolerance, or a body field
+  the scheme reads is invalid;
+- a handshake reply (Slack url_verification, Zoom endpoint validation): the
+  request was verified, and ingest returns the reply the provider expects
+  instead of producing anything;
+- 503: the broker did not acknowledge the record in time;
+- 200: the broker acknowledged the record.
+
+Every rejection except the 404 and the Content-Length or disconnect 400 is
+also recorded on the rejected topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from litestar import Request, Response
+
+from hookline.config import HooklineConfig, SourceConfig
+from hookline.errors import BrokerUnavailableError, ConfigError, VerificationError
+from hookline.records import Delivery, audited_headers, new_receipt_id
+from ingest.allowlist import NetworkAllowlist
+from ingest.body import (
+    BodyTooLargeError,
+    ClientDisconnectedError,
+    InvalidContentEncodingError,
+    UnsupportedContentEncodingError,
+    decode_body,
+    parse_content_length,
+    read_body,
+)
+from ingest.locators import EventLocator
+from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics
+from ingest.producer import RecordProducer
+from ingest.ratelimit import RateLimitedLogger
+from ingest.rejections import RejectionRecorder
+from ingest.schemes import Verifier, create_verifier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Body of a 200 response: the id under which the delivery was stored."""
+
+    receipt_id: str
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """Body of every error response. No field reveals a secret or signature."""
+
+    error: str
+    detail: str
+
+
+def error_response(
+    status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response[ErrorBody]:
+    """Build a JSON error response `{"error": ..., "detail": ...}`."""
+    return Response(ErrorBody(error, detail), status_code=status, headers=dict(headers or {}))
+
+
+def media_type(content_type: str) -> str:
+    """Return the media type of a Content-Type value, lower-case and without parameters."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+def accepts_content_type(source: SourceConfig, content_type: str, body: bytes) -> bool:
+    """Return True when SOURCE accepts a body of CONTENT_TYPE.
+
+    An empty body without Content-Type is accepted because there is nothing
+    to interpret (some senders POST signed empty bodies). `*/*` in the
+    source's list accepts every media type.
+    """
+    if not content_type.strip() and not body:
+        return True
+    return media_type(content_type) in source.content_types or "*/*" in source.content_types
+
+
+def _request_headers(request: Request) -> list[tuple[str, str]]:
+    # Raw ASGI headers keep repeats and the order they were sent in.
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in request.scope["headers"]
+    ]
+
+
+def _lower_case_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        name = name.lower()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+@dataclass
+class _RequestState:
+    """State of one request in the pipeline: its source, headers, client and receive time."""
+
+    source: SourceConfig
+    received_at: datetime
+    raw_headers: list[tuple[str, str]]
+    headers: dict[str, str]
+    remote_addr: str
+
+    def delivery(
+        self, body: bytes, *, status: int | None = None, reason: str | None = None
+    ) -> Delivery:
+        locator = EventLocator(self.headers, body)
+        return Delivery(
+            receipt_id=new_receipt_id(),
+            source=self.source.name,
+            received_at=self.received_at,
+            body=body,
+            content_type=self.headers.get("content-type", ""),
+            event_id=locator.find(self.source.event_id),
+            event_type=locator.find(self.source.event_type),
+            remote_addr=self.remote_addr,
+            request_headers=audited_headers(self.raw_headers),
+            status=status,
+            reason=reason,
+        )
+
+
+def _allowlist(source: SourceConfig) -> NetworkAllowlist:
+    try:
+        return NetworkAllowlist(source.allowed_networks)
+    except ConfigError as error:
+        raise ConfigError(f"source {source.name!r}: {error}") from None
+
+
+class WebhookReceiver:
+    """Check each webhook request and hand accepted ones to Kafka.
+
+    Args:
+        config: The deployment config. Sources, topics and timeouts come from it.
+        producer: The Kafka producer for the raw and rejected topics.
+        metrics: Where request counts and produce latency are recorded.
+        clock: Returns the current Unix time in seconds. It stamps each
+            delivery and is the clock that signed timestamps are checked against.
+
+    Raises:
+        ConfigError: when a source's scheme, secrets or allowed networks are unusable.
+    """
+
+    def __init__(
+        self,
+        config: HooklineConfig,
+        producer: RecordProducer,
+        metrics: IngestMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.producer = producer
+        self.metrics = metrics
+        self.clock = clock
+        self.verifiers: dict[str, Verifier] = {
+            name: create_verifier(source) for name, source in config.sources.items()
+        }
+        self.allowlists = {name: _allowlist(source) for name, source in config.sources.items()}
+        self.rejections = RejectionRecorder(
+            producer,
+            config.kafka.rejected_topic,
+            metrics,
+            timeout_seconds=config.kafka.produce_timeout_seconds,
+        )
+        self._rejection_log = RateLimitedLogger(logger, interval_seconds=10.0)
+        self._broker_log = RateLimitedLogger(logger, interval_seconds=10.0)
+
+    async def start(self) -> None:
+        """Start the producer and return without waiting for the broker."""
+        self.metrics.producer_connected.set_function(lambda: float(self.producer.connected))
+        await self.producer.start()
+        logger.info(
+            "ingest started with sources %s; raw topic %s",
+            ", ".join(sorted(self.config.sources)) or "(none)",
+            self.config.kafka.raw_topic,
+        )
+
+    async def stop(self) -> None:
+        """Send pending rejection records within the timeout, then stop the producer."""
+        await self.rejections.drain(self.config.kafka.produce_timeout_seconds)
+        await self.producer.stop()
+        logger.info("ingest stopped")
+
+    async def receive(self, request: Request, source_name: str) -> Response:
+        """Run one webhook request through the pipeline and return the response."""
+        source = self.config.sources.get(source_name)
+        if source is None:
+            return self._count(
+                UNKNOWN_SOURCE,
+                error_response(404, "unknown_source", "no webhook source with this name"),
+            )
+
+        response = await self._receive_for_source(request, source)
+        return self._count(source.name, response)
+
+    async def _receive_for_source(self, request: Request, source: SourceConfig) -> Response:
+        raw_headers = _request_headers(request)
+        state = _RequestState(
+            source=source,
+            received_at=datetime.fromtimestamp(self.clock(), UTC),
+            raw_headers=raw_headers,
+            headers=_lower_case_headers(raw_headers),
+            remote_addr=request.client.host if request.client else "",
+        )
+
+        # The body of a client outside the allowlist is never read.
+        if not self.allowlists[source.name].allows(state.remote_addr):
+            detail = "the client address is not in the source's allowed networks"
+            return self._reject(state, 403, "address_not_allowed", detail, b"")
+
+        body = await self._read_body(request, state)
+        if isinstance(body, Response):
+            return body
+
+        content_type = state.headers.get("content-type", "")
+        if not accepts_content_type(source, content_type, body):
+            detail = f"media type must be one of {', '.join(source.content_types)}"
+            return self._reject(state, 415, "unsupported_media_type", detail, body)
+
+        verifier = self.verifiers[source.name]
+        try:
+            verifier.verify(state.headers, body, now=state.received_at.timestamp())
+        except VerificationError as error:
+            challenge = verifier.auth_challenge if error.status == 401 else None
+            headers = {"WWW-Authenticate": challenge} if challenge else None
+            return self._reject(state, error.status, error.reason, error.detail, body, headers)
+
+        handshake = verifier.handshake(state.headers, body)
+        if handshake is not None:
+            return Response(
+                handshake.body, status_code=handshake.status, media_type=handshake.content_type
+            )
+
+        return await self._produce(state, state.delivery(body))
+
+    async def _read_body(self, request: Request, state: _RequestState) -> bytes | Response:
+        """Return the body with its Content-Encoding undone, or the error response."""
+        limit = state.source.max_body_bytes
+        try:
+            content_length = parse_content_length(state.headers.get("content-length"))
+        except ValueError as error:
+            return self._bad_request(state, "invalid_content_length", str(error))
+        try:
+            raw_body = await read_body(request.receive, limit, content_length)
+        except ClientDisconnectedError as error:
+            return self._bad_request(state, "client_disconnected", str(error))
+        except BodyTooLargeError as error:
+            detail = f"body exceeds the limit of {error.limit} bytes for this source"
+            return self._reject(state, 413, "body_too_large", detail, error.head)
+
+        try:
+            return decode_body(raw_body, state.headers.get("content-encoding"), limit)
+        except UnsupportedContentEncodingError as error:
+            return self._reject(state, 415, "unsupported_content_encoding", str(error), raw_body)
+        except InvalidContentEncodingError as error:
+            return self._reject(state, 400, "invalid_content_encoding", str(error), raw_body)
+        except BodyTooLargeError as error:
+            detail = f"decompressed body exceeds the limit of {error.limit} bytes for this source"
+            return self._reject(state, 413, "body_too_large", detail, error.head)
+
+    async def _produce(self, state: _RequestState, delivery: Delivery) -> Response:
+        kafka = self.config.kafka
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(
+                    kafka.raw_topic,
+                    value=delivery.body,
+                    key=delivery.key,
+                    headers=delivery.kafka_headers(),
+                ),
+                kafka.produce_timeout_seconds,
+            )
+        except (TimeoutError, BrokerUnavailableError) as error:
+            # NOTE: a record that got a 503 response after a timeout can still reach the
+            # topic later, because the idempotent producer keeps retrying it.
+            # The provider's retry then adds a second delivery of the event,
+            # which the router drops by event id.
+            self.metrics.produce_seconds.labels("failed").observe(time.perf_counter() - started)
+            cause = str(error) or f"no acknowledgement within {kafka.produce_timeout_seconds} s"
+            self._broker_log.warning(
+                ("produce", state.source.name),
+                "responding 503 for source %s, receipt %s: %s",
+                state.source.name,
+                delivery.receipt_id,
+                cause,
+            )
+            retry_after = str(self.config.ingest.retry_after_seconds)
+            return error_response(
+                503,
+                "broker_unavailable",
+                "the event could not be stored; retry later",
+                headers={"Retry-After": retry_after},
+            )
+
+        self.metrics.produce_seconds.labels("acked").observe(time.perf_counter() - started)
+        return Response(Receipt(delivery.receipt_id), status_code=200)
+
+    def _reject(
+        self,
+        state: _RequestState,
+        status: int,
+        reason: str,
+        detail: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        # Event id and type come from the whole body, but the record keeps only a prefix.
+        delivery = state.delivery(body, status=status, reason=reason)
+        delivery = replace(delivery, body=body[: self.config.ingest.rejected_body_max_bytes])
+        self.rejections.record(delivery)
+        self._rejection_log.warning(
+            (state.source.name, reason),
+            "rejected webhook for source %s from %s with %d %s: %s (receipt %s)",
+            state.source.name,
+            state.remote_addr or "unknown address",
+            status,
+            reason,
+            detail,
+            delivery.receipt_id,
+        )
+        return error_response(status, reason, detail, headers)
+
+    def _bad_request(self, state: _RequestState, reason: str, detail: str) -> Response:
+        # A malformed request is logged but not recorded: it carries no delivery.
+        self._rejection_log.warning(
+            (state.source.name, reason),
+            "bad request for source %s from %s: %s",
+            state.source.name,
+            state.remote_addr or "unknown address",
+            detail,
+        )
+        return error_response(400, reason, detail)
+
+    def _count(self, source_label: str, response: Response) -> Response:
+        self.metrics.requests.labels(source_label, str(response.status_code)).inc()
+        return response
