@@ -34,7 +34,7 @@ class KafkaConfig:
     raw_topic: str = "webhooks.raw"
     rejected_topic: str = "webhooks.rejected"
     # Upper bound on how long ingest waits for the broker to acknowledge a
-    # record before it answers 503.
+    # record before it responds with 503.
     produce_timeout_seconds: float = 5.0
     linger_ms: int = 2
     client_id: str = "hookline"
@@ -96,6 +96,9 @@ class SourceConfig:
     # "header:X-GitHub-Delivery" or "json:/type".
     event_id: str | None = None
     event_type: str | None = None
+    # The entity an event is about (for example "json:/data/object/id" for
+    # Stripe). Events of one entity share a partition and so keep their order.
+    entity_key: str | None = None
     max_body_bytes: int = 1024 * 1024
     content_types: tuple[str, ...] = ("application/json",)
     options: dict[str, Any] = field(default_factory=dict)
@@ -208,6 +211,7 @@ def _source(name: str, raw: dict[str, Any]) -> SourceConfig:
     )
     _check_locator(name, "event_id", source.event_id)
     _check_locator(name, "event_type", source.event_type)
+    _check_locator(name, "entity_key", source.entity_key)
     if source.max_body_bytes <= 0:
         raise ConfigError(f"source {name!r}: max_body_bytes must be positive")
     return source

@@ -4,12 +4,14 @@
 
 - value: the request body exactly as received (after undoing any
   Content-Encoding), never re-serialised;
-- key: `<source>:<provider event id>` when the source config locates an event
-  id, else `<source>:<receipt id>`, so repeats of one event land on one
-  partition;
+- key: `<source>:<entity key>` when the source config locates the entity an
+  event is about (for example a Stripe subscription id), else
+  `<source>:<provider event id>`, else `<source>:<receipt id>`. Either way all
+  deliveries of one event land on one partition, which the router's
+  deduplication needs, and an entity's events keep their order;
 - headers (UTF-8 values): `hookline-receipt-id`, `hookline-source`,
   `hookline-received-at` (RFC 3339, UTC, microseconds), `hookline-content-type`,
-  `hookline-event-id` and `hookline-event-type` when known,
+  `hookline-event-id`, `hookline-event-type` and `hookline-entity-key` when known,
   `hookline-remote-addr`, and `hookline-request-headers`, a JSON object of the
   request headers with credentials removed.
 
@@ -33,6 +35,7 @@ RECEIVED_AT = "hookline-received-at"
 CONTENT_TYPE = "hookline-content-type"
 EVENT_ID = "hookline-event-id"
 EVENT_TYPE = "hookline-event-type"
+ENTITY_KEY = "hookline-entity-key"
 REMOTE_ADDR = "hookline-remote-addr"
 REQUEST_HEADERS = "hookline-request-headers"
 STATUS = "hookline-status"
@@ -119,6 +122,7 @@ class Delivery:
     content_type: str = ""
     event_id: str | None = None
     event_type: str | None = None
+    entity_key: str | None = None
     remote_addr: str = ""
     request_headers: Mapping[str, str] = field(default_factory=dict)
     status: int | None = None
@@ -126,8 +130,8 @@ class Delivery:
 
     @property
     def key(self) -> bytes:
-        """Kafka record key: source plus provider event id, or receipt id."""
-        return f"{self.source}:{self.event_id or self.receipt_id}".encode()
+        """Kafka record key: source plus entity key, provider event id or receipt id."""
+        return f"{self.source}:{self.entity_key or self.event_id or self.receipt_id}".encode()
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         """Return the Kafka record headers that describe this delivery."""
@@ -143,6 +147,8 @@ class Delivery:
             headers.append((EVENT_ID, self.event_id.encode()))
         if self.event_type is not None:
             headers.append((EVENT_TYPE, self.event_type.encode()))
+        if self.entity_key is not None:
+            headers.append((ENTITY_KEY, self.entity_key.encode()))
         if self.status is not None:
             headers.append((STATUS, str(self.status).encode()))
         if self.reason is not None:
@@ -166,6 +172,7 @@ class Delivery:
             content_type=found.get(CONTENT_TYPE, ""),
             event_id=found.get(EVENT_ID),
             event_type=found.get(EVENT_TYPE),
+            entity_key=found.get(ENTITY_KEY),
             remote_addr=found.get(REMOTE_ADDR, ""),
             request_headers=orjson.loads(found.get(REQUEST_HEADERS, "{}")),
             status=int(status) if status is not None else None,

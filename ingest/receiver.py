@@ -134,6 +134,7 @@ class _RequestState:
             content_type=self.headers.get("content-type", ""),
             event_id=locator.find(self.source.event_id),
             event_type=locator.find(self.source.event_type),
+            entity_key=locator.find(self.source.entity_key),
             remote_addr=self.remote_addr,
             request_headers=audited_headers(self.raw_headers),
             status=status,

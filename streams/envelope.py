@@ -10,11 +10,14 @@ and the event attributes are headers with UTF-8 values:
   webhook source, so `(ce_source, ce_id)` identifies one provider event;
 - `ce_type`: the provider's event type, for example `payment_intent.succeeded`;
 - `ce_time`: when ingest received the request, RFC 3339 in UTC;
+- `ce_subject`: the entity the event is about, when the source config
+  locates one (for example a Stripe subscription id);
 - `content-type`: the request's Content-Type, left out when the request had none;
 - `hookline_receipt_id`: the receipt id of the delivery that was routed.
 
-The key is the raw record's key, so records of one entity keep their order
-within a partition of each routed topic.
+The key is the entity key when the source config locates one, else the raw
+record's key, so records of one entity keep their order within a partition of
+each routed topic.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ CE_ID = "ce_id"
 CE_SOURCE = "ce_source"
 CE_TYPE = "ce_type"
 CE_TIME = "ce_time"
+CE_SUBJECT = "ce_subject"
 CONTENT_TYPE = "content-type"
 RECEIPT_ID = "hookline_receipt_id"
 DLQ_REASON = "hookline_dlq_reason"
@@ -64,6 +68,12 @@ class RawEvent:
     content_type: str
     event_id: str | None
     event_type: str | None
+    entity_key: str | None = None
+
+    @property
+    def routed_key(self) -> bytes | None:
+        """Key of routed records: the entity key, else the raw record's key."""
+        return self.entity_key.encode() if self.entity_key else self.key
 
     @property
     def cloudevent_id(self) -> str:
@@ -146,6 +156,7 @@ def parse_raw_record(
         content_type=found.get(records.CONTENT_TYPE, ""),
         event_id=found.get(records.EVENT_ID) or None,
         event_type=found.get(records.EVENT_TYPE) or None,
+        entity_key=found.get(records.ENTITY_KEY) or None,
     )
 
 
@@ -164,6 +175,8 @@ def cloudevent_headers(event: RawEvent) -> Headers:
         (CE_TYPE, event.event_type.encode()),
         (CE_TIME, records.format_time(event.received_at).encode()),
     ]
+    if event.entity_key:
+        headers.append((CE_SUBJECT, event.entity_key.encode()))
     if event.content_type:
         headers.append((CONTENT_TYPE, event.content_type.encode()))
     headers.append((RECEIPT_ID, event.receipt_id.encode()))

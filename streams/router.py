@@ -146,7 +146,7 @@ class Router:
         self.counts.routed += 1
         ce_headers = cloudevent_headers(event)
         return [
-            OutboundRecord(topic, key, event.value, ce_headers)
+            OutboundRecord(topic, event.routed_key, event.value, ce_headers)
             for topic in self.rules.topics_for(event.source, event.event_type)
         ]
 

@@ -159,9 +159,9 @@ def test_sample_default_clock_is_now():
 
 
 def test_sample_unknown_scheme_is_config_error():
-    source = SourceConfig(name="shop", scheme="shopify", secrets=("x",))
+    source = SourceConfig(name="legacy", scheme="no-such-scheme", secrets=("x",))
 
-    with pytest.raises(ConfigError, match="shopify"):
+    with pytest.raises(ConfigError, match="no-such-scheme"):
         build_sample(source)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from hookline.errors import VerificationError
 from ingest.schemes.base import Verifier, option_choice, require_header
 from ingest.schemes.standard_webhooks import StandardWebhooksVerifier
-from ingest.schemes.token import NO_MATCHING_TOKEN, header_bytes, matches_token
+from ingest.schemes.token import NO_MATCHING_TOKEN, header_bytes, matches_token, token_digest
 
 HEADER = "x-gitlab-token"
 SECRET_TOKEN = "secret-token"
@@ -44,6 +44,7 @@ class GitLabVerifier(Verifier):
         self.signing = option_choice(
             self.options, "signing", (SECRET_TOKEN, STANDARD_WEBHOOKS), SECRET_TOKEN
         )
+        self.key_digests = [token_digest(key) for key in self.keys]
         self.signed: StandardWebhooksVerifier | None = None
         if self.signing == STANDARD_WEBHOOKS:
             self.signed = StandardWebhooksVerifier(secrets, tolerance_seconds)
@@ -55,5 +56,5 @@ class GitLabVerifier(Verifier):
             return
 
         _, value = require_header(headers, HEADER)
-        if not matches_token(self.keys, header_bytes(value.strip())):
+        if not matches_token(self.key_digests, header_bytes(value.strip())):
             raise VerificationError(NO_MATCHING_TOKEN, "X-Gitlab-Token does not match a secret")

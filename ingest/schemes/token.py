@@ -1,9 +1,9 @@
 """Shared-secret schemes without a signature: a static token and HTTP basic auth.
 
 `token`: the request carries one of the configured secrets in a header,
-`Authorization: Bearer <token>` by default. Options: `header` (name of the
-header) and `prefix` (text before the token; `Bearer ` for the
-Authorization header and empty for any other header unless set).
+`Authorization: Bearer <token>` by default. Options: `header`, the name of
+the header, and `prefix`, the text before the token. The prefix defaults to
+`Bearer ` for the Authorization header and to nothing for any other header.
 
 `basic-auth`: `Authorization: Basic <base64 user:password>` (RFC 7617), with
 each secret written as `user:password`. User name and password are both
@@ -11,8 +11,9 @@ compared, and a 401 carries `WWW-Authenticate: Basic realm=...`.
 
 Neither scheme protects the body or limits replays, so they suit senders
 that can do nothing better, over HTTPS only. Values are compared through
-their SHA-256 digests with `hmac.compare_digest`, so the time taken reveals
-neither the content nor the length of a secret.
+SHA-256 digests with `hmac.compare_digest`, and the digests of the secrets
+are computed once at start-up, so the time taken reveals neither the
+content nor the length of a secret.
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def header_bytes(value: str) -> bytes:
         return value.encode("utf-8", "backslashreplace")
 
 
-def _digest(value: bytes) -> bytes:
+def token_digest(value: bytes) -> bytes:
+    """Return the SHA-256 digest under which a token or credential is compared."""
     return hashlib.sha256(value).digest()
 
 
-def matches_token(keys: Iterable[bytes], received: bytes) -> bool:
-    """Return True when RECEIVED equals any of KEYS, compared in constant time."""
-    return matches_any((_digest(key) for key in keys), [_digest(received)])
+def matches_token(key_digests: Iterable[bytes], received: bytes) -> bool:
+    """Return True when RECEIVED has one of KEY_DIGESTS, compared in constant time."""
+    return matches_any(key_digests, [token_digest(received)])
 
 
 def token_header_format(options: Mapping[str, Any]) -> tuple[str, str]:
@@ -97,6 +99,7 @@ class StaticTokenVerifier(Verifier):
     ) -> None:
         super().__init__(secrets, tolerance_seconds, options)
         self.header, self.prefix = token_header_format(self.options)
+        self.key_digests = [token_digest(key) for key in self.keys]
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, self.header.lower())
@@ -106,7 +109,7 @@ class StaticTokenVerifier(Verifier):
                 MALFORMED_HEADER, f"{self.header} must have the form {self.prefix}<token>"
             )
 
-        if not matches_token(self.keys, header_bytes(token)):
+        if not matches_token(self.key_digests, header_bytes(token)):
             raise VerificationError(NO_MATCHING_TOKEN, f"{self.header} does not match a secret")
 
 
@@ -127,7 +130,7 @@ class BasicAuthVerifier(Verifier):
         realm = option_text(self.options, "realm", "hookline").replace('"', "")
         self.auth_challenge = f'Basic realm="{realm}", charset="UTF-8"'
         self.credentials = [
-            (_digest(user), _digest(password))
+            (token_digest(user), token_digest(password))
             for user, _, password in (key.partition(b":") for key in self.keys)
         ]
 
@@ -158,7 +161,7 @@ class BasicAuthVerifier(Verifier):
                 MALFORMED_HEADER, "Authorization Basic credentials have no ':' separator"
             )
 
-        received_user, received_password = _digest(user), _digest(password)
+        received_user, received_password = token_digest(user), token_digest(password)
         found = False
         for expected_user, expected_password in self.credentials:
             # Both comparisons always run, so timing does not reveal which part matched.
