@@ -49,6 +49,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hookline.errors import HooklineError
+from hookline.processes import terminate_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -383,6 +384,7 @@ class LocalBroker:
             stderr=subprocess.STDOUT,
             cwd=self.data_dir,
             start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
         _started_brokers.add(self)
         logger.info(

@@ -59,7 +59,10 @@ def run(context: click.Context, data_dir: Path) -> None:
     """Run broker, ingest, router and audit sink in the foreground until Ctrl-C."""
     from hookline.supervisor import run_stack
 
-    run_stack(_config(context), data_dir)
+    try:
+        run_stack(_config(context), data_dir)
+    except HooklineError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

@@ -50,6 +50,20 @@ class IngestConfig:
     retry_after_seconds: int = 5
     # Longest rejected body kept in the rejection record, in bytes.
     rejected_body_max_bytes: int = 4096
+    # Seconds a client has to send a request line and headers, counted from the
+    # moment it connects or got its previous response. Idle or slower clients
+    # are disconnected, so they cannot hold connections open indefinitely.
+    request_head_timeout_seconds: float = 10.0
+    # Largest request line plus headers, in bytes. A larger head gets 431.
+    max_request_head_bytes: int = 64 * 1024
+    # Seconds a client has to send the whole body once ingest starts reading
+    # it. A slower body gets 408 and the connection is closed.
+    body_read_timeout_seconds: float = 30.0
+    # Seconds an idle keep-alive connection stays open after a response.
+    keep_alive_timeout_seconds: int = 5
+    # Requests remembered per source for replay detection. When full, the entry
+    # closest to expiry is evicted first.
+    replay_cache_max_entries: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,14 @@ class SourceConfig:
     # Client networks in CIDR notation ("192.0.2.0/24", "2001:db8::/32"). When
     # set, requests from any other address get 403; empty allows every address.
     allowed_networks: tuple[str, ...] = ()
+    # Seconds a verified request is remembered, so that an identical copy is
+    # rejected as a replay (409). None selects tolerance_seconds for schemes
+    # that sign a timestamp and 0 for the others; 0 disables the check.
+    replay_window_seconds: int | None = None
+    # Token bucket per source and ingest process: sustained requests per second
+    # and how many may arrive at once above that. None means unlimited.
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +236,40 @@ def _source(name: str, raw: dict[str, Any]) -> SourceConfig:
     _check_locator(name, "entity_key", source.entity_key)
     if source.max_body_bytes <= 0:
         raise ConfigError(f"source {name!r}: max_body_bytes must be positive")
+    _check_limits(source)
     return source
+
+
+def _check_limits(source: SourceConfig) -> None:
+    window = source.replay_window_seconds
+    if window is not None and (type(window) is not int or window < 0):
+        raise ConfigError(
+            f"source {source.name!r}: replay_window_seconds = {window!r} is invalid; "
+            "use 0 (off) or a whole number of seconds"
+        )
+
+    rate = source.rate_limit_per_second
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        raise ConfigError(
+            f"source {source.name!r}: rate_limit_per_second = {rate!r} is invalid; use a number"
+        )
+    if rate is not None and rate <= 0:
+        raise ConfigError(
+            f"source {source.name!r}: rate_limit_per_second = {rate!r} is invalid; "
+            "use a positive number, or remove it for no limit"
+        )
+
+    burst = source.rate_limit_burst
+    if burst is not None and (type(burst) is not int or burst < 1):
+        raise ConfigError(
+            f"source {source.name!r}: rate_limit_burst = {burst!r} is invalid; "
+            "use a whole number of at least 1"
+        )
+    if burst is not None and rate is None:
+        raise ConfigError(
+            f"source {source.name!r}: rate_limit_burst is set without rate_limit_per_second; "
+            "set both"
+        )
 
 
 def parse_config(raw: dict[str, Any], path: Path | None = None) -> HooklineConfig:

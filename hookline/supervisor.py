@@ -11,6 +11,7 @@ stops it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
@@ -19,16 +20,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from hookline.config import HooklineConfig
 from hookline.errors import HooklineError
+from hookline.processes import terminate_with_parent
 
 logger = logging.getLogger(__name__)
 
 PID_FILE = "hookline.pid"
 READY_FILE = "hookline.ready"
+LOCK_FILE = "hookline.lock"
 STOP_TIMEOUT_SECONDS = 20.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 
@@ -49,7 +53,11 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            self.command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
         log_file.close()
         logger.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_path)
@@ -120,7 +128,7 @@ def _banner(config: HooklineConfig, data_dir: Path, seconds: float) -> str:
             f"  Metrics, OpenAPI   {base}/metrics   {base}/schema",
             f"  Kafka              {config.kafka.bootstrap_servers}",
             f"  Logs               {data_dir / 'logs'}",
-            "Press Ctrl-C to stop.",
+            "Stop with Ctrl-C (make run) or make down (make up).",
         ]
     )
 
@@ -145,13 +153,53 @@ def _restart_exited(children: list[Child]) -> None:
         child.start()
 
 
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    """Take the data folder's lock, so that two supervisors never share one broker folder.
+
+    The lock lasts as long as the returned file stays open, and the kernel
+    releases it when the process exits, even after SIGKILL.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_file = (data_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        pid_path = data_dir / PID_FILE
+        pid = pid_path.read_text().strip() if pid_path.exists() else "unknown"
+        raise HooklineError(
+            f"Hookline already runs on {data_dir} (pid {pid}); stop it with make down or "
+            "Ctrl-C in its terminal, or pass another --data-dir"
+        ) from None
+    return lock_file
+
+
+def _is_locked(data_dir: Path) -> bool:
+    lock_path = data_dir / LOCK_FILE
+    if not lock_path.exists():
+        return False
+    with lock_path.open("a+") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return False
+
+
 def run_stack(config: HooklineConfig, data_dir: Path, ready_timeout: float = 300.0) -> None:
-    """Run the broker and all Hookline processes in the foreground until SIGINT or SIGTERM."""
+    """Run the broker and all Hookline processes in the foreground until SIGINT, SIGTERM or SIGHUP.
+
+    Raises:
+        HooklineError: another supervisor runs on DATA_DIR, or a part failed to start.
+    """
     from hookline.broker import LocalBroker, fetch_jars
     from streams.topics import ensure_topics
 
     started = time.monotonic()
     data_dir = data_dir.resolve()
+    lock_file = _lock_data_dir(data_dir)
+    (data_dir / PID_FILE).write_text(str(os.getpid()))
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -159,8 +207,10 @@ def run_stack(config: HooklineConfig, data_dir: Path, ready_timeout: float = 300
         logger.info("received %s; stopping", signal.Signals(signum).name)
         stop_requested = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # SIGHUP too: closing the terminal must stop the children, which run in
+    # sessions of their own and so do not receive the terminal's hangup.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
 
     # Step 1: the broker, which everything else needs.
     _, port = _broker_ports(config)
@@ -197,6 +247,8 @@ def run_stack(config: HooklineConfig, data_dir: Path, ready_timeout: float = 300
         for child in reversed(children):
             child.stop()
         broker.stop()
+        (data_dir / PID_FILE).unlink(missing_ok=True)
+        lock_file.close()
         logger.info("Hookline stopped")
 
 
@@ -204,8 +256,9 @@ def start_background(config: HooklineConfig, data_dir: Path, timeout: float) -> 
     """Start `hookline run` detached, wait until it is ready, and record its pid."""
     data_dir.mkdir(parents=True, exist_ok=True)
     pid_path = data_dir / PID_FILE
-    if pid_path.exists() and _alive(int(pid_path.read_text())):
-        raise HooklineError(f"Hookline already runs (pid {pid_path.read_text()}); run make down")
+    if _is_locked(data_dir):
+        pid = pid_path.read_text().strip() if pid_path.exists() else "unknown"
+        raise HooklineError(f"Hookline already runs on {data_dir} (pid {pid}); run make down")
 
     (data_dir / READY_FILE).unlink(missing_ok=True)
     log_path = data_dir / "logs" / "supervisor.log"
@@ -219,8 +272,6 @@ def start_background(config: HooklineConfig, data_dir: Path, timeout: float) -> 
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    pid_path.write_text(str(process.pid))
-
     deadline = time.monotonic() + timeout
     while not (data_dir / READY_FILE).exists():
         if process.poll() is not None:
@@ -230,6 +281,7 @@ def start_background(config: HooklineConfig, data_dir: Path, timeout: float) -> 
             raise HooklineError(f"Hookline was not ready within {timeout:.0f} s; see {log_path}")
         time.sleep(0.3)
     print(f"Hookline runs in the background (pid {process.pid}); log {log_path}")
+    print(f"Stop it with make down (or .venv/bin/hookline down --data-dir {data_dir}).")
 
 
 def _alive(pid: int) -> bool:
@@ -243,10 +295,12 @@ def _alive(pid: int) -> bool:
 def stop_background(data_dir: Path, timeout: float) -> None:
     """Stop the supervisor started by `start_background` and wait for it to exit."""
     pid_path = data_dir / PID_FILE
-    if not pid_path.exists():
-        print("Hookline is not running (no pid file)")
+    if not pid_path.exists() or not _is_locked(data_dir):
+        print(f"Hookline is not running on {data_dir}")
+        pid_path.unlink(missing_ok=True)
         return
 
+    # The supervisor writes this file once it holds the lock, for make run and make up alike.
     pid = int(pid_path.read_text())
     if _alive(pid):
         os.kill(pid, signal.SIGTERM)
@@ -254,7 +308,8 @@ def stop_background(data_dir: Path, timeout: float) -> None:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _alive(pid):
+            # Its children receive SIGTERM from the kernel when it dies (terminate_with_parent).
             logger.warning("supervisor %d did not stop within %.0f s; killing it", pid, timeout)
-            os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     pid_path.unlink(missing_ok=True)
     print(f"Hookline stopped (pid {pid})")
