@@ -10,21 +10,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
 from litestar.params import FromPath
 
 from hookline.config import HooklineConfig
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRecordProducer, RecordProducer
-from ingest.receiver import ErrorBody, Receipt, WebhookReceiver
+from ingest.receiver import ErrorBody, Receipt, WebhookReceiver, error_response
 
 # Room for Kafka record headers (the audited request headers among them)
 # above the largest body, in bytes.
 RECORD_HEADROOM_BYTES = 256 * 1024
+# Statuses of exceptions that are the client's fault and are not logged.
+CLIENT_ERROR_STATUSES = range(400, 500)
 
 
 @dataclass(frozen=True)
@@ -34,19 +46,56 @@ class Health:
     status: str
 
 
+# The route reads the body itself, so Litestar cannot describe it from the
+# handler's signature. This description goes into the OpenAPI document instead.
+WEBHOOK_BODY = RequestBody(
+    description=(
+        "The provider's payload exactly as sent, optionally gzip-compressed. The signature "
+        "is checked over these bytes, and the source's content_types list the accepted types."
+    ),
+    required=False,
+    content={
+        "application/json": OpenAPIMediaType(schema=Schema()),
+        "application/x-www-form-urlencoded": OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.OBJECT)
+        ),
+        "application/octet-stream": OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        ),
+    },
+)
+
+
+@dataclass
+class WebhookOperation(Operation):
+    """OpenAPI operation of the webhook route, with its raw request body documented."""
+
+    def __post_init__(self) -> None:
+        self.request_body = WEBHOOK_BODY
+
+
+def _http_exception(request: Request, error: HTTPException) -> Response[ErrorBody]:
+    # Litestar's own client errors (404 for an unknown path, 405 for a wrong
+    # method) get the same body as ingest's, so clients parse one error format.
+    reason = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
+    return error_response(error.status_code, reason, str(error.detail), error.headers)
+
+
 def _receiver(request: Request) -> WebhookReceiver:
     receiver: WebhookReceiver = request.app.state.receiver
     return receiver
 
 
 def _error_spec(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=ErrorBody, description=description)
+    # No generated examples: they are random, so the document would change on every start.
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
 @post(
     "/webhooks/{source:str}",
     status_code=200,
     request_max_body_size=None,  # each source has its own limit, enforced while reading
+    operation_class=WebhookOperation,
     summary="Receive a webhook",
     description=(
         "Verifies the request with the source's scheme and stores it on the raw topic. "
@@ -57,7 +106,7 @@ def _error_spec(description: str) -> ResponseSpec:
     responses={
         400: _error_spec(
             "Invalid Content-Length, client disconnected mid-body, corrupt gzip body, "
-            "or a signed body without the fields its scheme reads"
+            "a repeated signature header, or a signed body without the fields its scheme reads"
         ),
         401: _error_spec(
             "Signature or token missing, malformed or wrong, or timestamp outside tolerance"
@@ -67,8 +116,11 @@ def _error_spec(description: str) -> ResponseSpec:
             "signature check that responds with 403"
         ),
         404: _error_spec("No source with this name is configured"),
+        408: _error_spec("Body not received within the body read timeout"),
+        409: _error_spec("An identical signed request arrived within the replay window"),
         413: _error_spec("Body, or its gzip-decompressed form, larger than max_body_bytes"),
         415: _error_spec("Content coding other than gzip, or media type not accepted"),
+        429: _error_spec("Rate limit of the source used up; retry after the Retry-After seconds"),
         503: _error_spec("Broker unavailable; retry after the Retry-After seconds"),
     },
 )
@@ -132,9 +184,16 @@ def create_app(
         route_handlers=[receive_webhook, healthz, readyz, metrics],
         on_startup=[receiver.start],
         on_shutdown=[receiver.stop],
+        exception_handlers={HTTPException: _http_exception},
         state=State({"receiver": receiver}),
         openapi_config=OpenAPIConfig(title="Hookline ingest", version="0.1.0", path="/schema"),
         # Leave the root logger to the program (see ingest.server.run), and log
-        # unhandled exceptions even outside debug mode.
-        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always"),
+        # unhandled exceptions even outside debug mode. Client errors that
+        # Litestar raises (404 and 405 from routing) are not logged, so a
+        # client cannot fill the log with a traceback per request.
+        logging_config=LoggingConfig(
+            configure_root_logger=False,
+            log_exceptions="always",
+            disable_stack_trace=set(CLIENT_ERROR_STATUSES),
+        ),
     )

@@ -43,6 +43,12 @@ class IngestMetrics:
             buckets=PRODUCE_BUCKETS,
             registry=self.registry,
         )
+        self.rejections = Counter(
+            "hookline_ingest_rejections",
+            "Rejected webhook requests by source and reason code, such as rate_limited.",
+            ["source", "reason"],
+            registry=self.registry,
+        )
         self.rejected_records_dropped = Counter(
             "hookline_ingest_rejected_records_dropped",
             "Records of rejected requests that were not written to the rejected topic.",

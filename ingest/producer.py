@@ -27,6 +27,7 @@ from aiokafka.errors import (
 
 from hookline.config import KafkaConfig
 from hookline.errors import BrokerUnavailableError
+from ingest.kafka_logging import install_kafka_log_redaction
 from ingest.ratelimit import RateLimitedLogger
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class KafkaRecordProducer:
         # Delivery futures of records handed to aiokafka and not yet acknowledged.
         self._unacknowledged: set[asyncio.Future[Any]] = set()
         self._retry_log = RateLimitedLogger(logger, interval_seconds=30.0)
+        install_kafka_log_redaction()
 
     @property
     def connected(self) -> bool:

@@ -5,7 +5,10 @@ the first status that applies:
 
 - 404: no source of that name is configured;
 - 403: the source has `allowed_networks` and the client address is in none;
+- 429 with Retry-After: the source's rate limit is used up (the body is not read);
+- 400 `duplicate_header`: a header the source's scheme reads is repeated;
 - 400: Content-Length is invalid or the client disconnected mid-body;
+- 408: the body did not arrive within `ingest.body_read_timeout_seconds`;
 - 413: the body exceeds the source's `max_body_bytes`;
 - 415, 400 or 413 for `Content-Encoding`: a coding other than gzip, a
   corrupt gzip body, or a decompressed body over `max_body_bytes`;
@@ -16,11 +19,17 @@ the first status that applies:
 - a handshake reply (Slack url_verification, Zoom endpoint validation): the
   request was verified, and ingest returns the reply the provider expects
   instead of producing anything;
+- an identical copy of a verified request within the source's replay window
+  (see `ingest.replay`) is not produced again: 200 with the original's receipt
+  id once the original is stored, because providers such as Slack retry with
+  the same signature and stop only at a 2xx; 409 `replayed_request` while the
+  original still waits for the broker. Both are recorded on the rejected topic;
 - 503: the broker did not acknowledge the record in time;
 - 200: the broker acknowledged the record.
 
 Every rejection except the 404 and the Content-Length or disconnect 400 is
-also recorded on the rejected topic.
+also recorded on the rejected topic. Responses that leave part of the body
+unread (408, 413) close the connection.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from litestar import Request, Response
 
 from hookline.config import HooklineConfig, SourceConfig
 from hookline.errors import BrokerUnavailableError, ConfigError, VerificationError
-from hookline.records import Delivery, audited_headers, new_receipt_id
+from hookline.records import Delivery
 from ingest.allowlist import NetworkAllowlist
 from ingest.body import (
     BodyTooLargeError,
@@ -47,14 +56,26 @@ from ingest.body import (
     parse_content_length,
     read_body,
 )
-from ingest.locators import EventLocator
 from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics
 from ingest.producer import RecordProducer
 from ingest.ratelimit import RateLimitedLogger
 from ingest.rejections import RejectionRecorder
+from ingest.replay import ReplayGuard, replay_window_seconds
+from ingest.request_state import (
+    RequestState,
+    lower_case_headers,
+    repeated_header,
+    request_headers,
+)
 from ingest.schemes import Verifier, create_verifier
+from ingest.schemes.base import ReplayIdentity
+from ingest.token_bucket import TokenBucket, retry_after_seconds, source_bucket
 
 logger = logging.getLogger(__name__)
+
+# Sent with responses after which the rest of the request body is not read, so
+# the client stops sending it and the connection is not reused.
+CLOSE_CONNECTION = {"Connection": "close"}
 
 
 @dataclass(frozen=True)
@@ -96,52 +117,6 @@ def accepts_content_type(source: SourceConfig, content_type: str, body: bytes) -
     return media_type(content_type) in source.content_types or "*/*" in source.content_types
 
 
-def _request_headers(request: Request) -> list[tuple[str, str]]:
-    # Raw ASGI headers keep repeats and the order they were sent in.
-    return [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in request.scope["headers"]
-    ]
-
-
-def _lower_case_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in pairs:
-        name = name.lower()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
-
-
-@dataclass
-class _RequestState:
-    """State of one request in the pipeline: its source, headers, client and receive time."""
-
-    source: SourceConfig
-    received_at: datetime
-    raw_headers: list[tuple[str, str]]
-    headers: dict[str, str]
-    remote_addr: str
-
-    def delivery(
-        self, body: bytes, *, status: int | None = None, reason: str | None = None
-    ) -> Delivery:
-        locator = EventLocator(self.headers, body)
-        return Delivery(
-            receipt_id=new_receipt_id(),
-            source=self.source.name,
-            received_at=self.received_at,
-            body=body,
-            content_type=self.headers.get("content-type", ""),
-            event_id=locator.find(self.source.event_id),
-            event_type=locator.find(self.source.event_type),
-            entity_key=locator.find(self.source.entity_key),
-            remote_addr=self.remote_addr,
-            request_headers=audited_headers(self.raw_headers),
-            status=status,
-            reason=reason,
-        )
-
-
 def _allowlist(source: SourceConfig) -> NetworkAllowlist:
     try:
         return NetworkAllowlist(source.allowed_networks)
@@ -179,6 +154,19 @@ class WebhookReceiver:
             name: create_verifier(source) for name, source in config.sources.items()
         }
         self.allowlists = {name: _allowlist(source) for name, source in config.sources.items()}
+        self.buckets: dict[str, TokenBucket] = {}
+        for name, source in config.sources.items():
+            bucket = source_bucket(source)
+            if bucket is not None:
+                self.buckets[name] = bucket
+        self.replay_guards = {
+            name: ReplayGuard(
+                name,
+                replay_window_seconds(source, self.verifiers[name]),
+                config.ingest.replay_cache_max_entries,
+            )
+            for name, source in config.sources.items()
+        }
         self.rejections = RejectionRecorder(
             producer,
             config.kafka.rejected_topic,
@@ -217,19 +205,20 @@ class WebhookReceiver:
         return self._count(source.name, response)
 
     async def _receive_for_source(self, request: Request, source: SourceConfig) -> Response:
-        raw_headers = _request_headers(request)
-        state = _RequestState(
+        raw_headers = request_headers(request)
+        verifier = self.verifiers[source.name]
+        state = RequestState(
             source=source,
             received_at=datetime.fromtimestamp(self.clock(), UTC),
             raw_headers=raw_headers,
-            headers=_lower_case_headers(raw_headers),
+            headers=lower_case_headers(raw_headers),
             remote_addr=request.client.host if request.client else "",
+            credential_headers=verifier.credential_headers,
         )
 
-        # The body of a client outside the allowlist is never read.
-        if not self.allowlists[source.name].allows(state.remote_addr):
-            detail = "the client address is not in the source's allowed networks"
-            return self._reject(state, 403, "address_not_allowed", detail, b"")
+        rejected = self._check_before_body(state, verifier)
+        if rejected is not None:
+            return rejected
 
         body = await self._read_body(request, state)
         if isinstance(body, Response):
@@ -240,9 +229,10 @@ class WebhookReceiver:
             detail = f"media type must be one of {', '.join(source.content_types)}"
             return self._reject(state, 415, "unsupported_media_type", detail, body)
 
-        verifier = self.verifiers[source.name]
+        guard = self.replay_guards[source.name]
         try:
             verifier.verify(state.headers, body, now=state.received_at.timestamp())
+            identity = verifier.replay_identity(state.headers, body) if guard.enabled else None
         except VerificationError as error:
             challenge = verifier.auth_challenge if error.status == 401 else None
             headers = {"WWW-Authenticate": challenge} if challenge else None
@@ -254,22 +244,95 @@ class WebhookReceiver:
                 handshake.body, status_code=handshake.status, media_type=handshake.content_type
             )
 
-        return await self._produce(state, state.delivery(body))
+        return await self._store(state, body, guard, identity)
 
-    async def _read_body(self, request: Request, state: _RequestState) -> bytes | Response:
+    def _check_before_body(self, state: RequestState, verifier: Verifier) -> Response | None:
+        """Return the rejection of checks that need no body, or None when all pass."""
+        source = state.source
+        # The body of a client outside the allowlist is never read.
+        if not self.allowlists[source.name].allows(state.remote_addr):
+            detail = "the client address is not in the source's allowed networks"
+            return self._reject(state, 403, "address_not_allowed", detail, b"")
+
+        # Checked before the body is read, so a flood costs no body reads.
+        bucket = self.buckets.get(source.name)
+        wait_seconds = bucket.take() if bucket is not None else 0.0
+        if wait_seconds > 0:
+            retry_after = retry_after_seconds(wait_seconds)
+            detail = (
+                f"more than {source.rate_limit_per_second:g} requests per second for this "
+                f"source; retry after {retry_after} s"
+            )
+            headers = {"Retry-After": str(retry_after)}
+            return self._reject(state, 429, "rate_limited", detail, b"", headers)
+
+        # A repeated signature, timestamp or id header is ambiguous, because
+        # proxies and frameworks disagree on which copy counts. So it is
+        # rejected with a clear reason instead of being joined and checked.
+        repeated = repeated_header(state.raw_headers, verifier.signed_headers)
+        if repeated is not None:
+            detail = f"header {repeated} is repeated; send it once"
+            return self._reject(state, 400, "duplicate_header", detail, b"")
+        return None
+
+    async def _store(
+        self,
+        state: RequestState,
+        body: bytes,
+        guard: ReplayGuard,
+        identity: ReplayIdentity | None,
+    ) -> Response:
+        """Produce a verified request unless it is a replay, and return the response."""
+        key = None
+        if identity is not None:
+            key = guard.admit(identity, body, state.received_at.timestamp())
+            if key is None:
+                return self._replayed(state, body, guard, identity)
+
+        delivery = state.delivery(body)
+        response = await self._produce(state, delivery)
+        if key is not None and response.status_code != 200:
+            # Not stored, so the provider's identical retry must be accepted.
+            guard.forget(key)
+        elif key is not None:
+            guard.remember_receipt(key, delivery.receipt_id)
+        return response
+
+    def _replayed(
+        self, state: RequestState, body: bytes, guard: ReplayGuard, identity: ReplayIdentity
+    ) -> Response:
+        """Record a copy of a verified request and answer it without producing it again."""
+        detail = (
+            f"an identical signed request was received within the last {guard.window_seconds} s"
+        )
+        receipt_id = guard.stored_receipt(identity, body)
+        if receipt_id is None:
+            # The original still waits for the broker and may fail, so the
+            # provider must retry later rather than count this copy as stored.
+            return self._reject(state, 409, "replayed_request", detail, body)
+
+        self._reject(state, 200, "replayed_request", detail, body)
+        return Response(Receipt(receipt_id), status_code=200)
+
+    async def _read_body(self, request: Request, state: RequestState) -> bytes | Response:
         """Return the body with its Content-Encoding undone, or the error response."""
         limit = state.source.max_body_bytes
+        timeout = self.config.ingest.body_read_timeout_seconds
         try:
             content_length = parse_content_length(state.headers.get("content-length"))
         except ValueError as error:
             return self._bad_request(state, "invalid_content_length", str(error))
         try:
-            raw_body = await read_body(request.receive, limit, content_length)
+            async with asyncio.timeout(timeout):
+                raw_body = await read_body(request.receive, limit, content_length)
         except ClientDisconnectedError as error:
             return self._bad_request(state, "client_disconnected", str(error))
         except BodyTooLargeError as error:
             detail = f"body exceeds the limit of {error.limit} bytes for this source"
-            return self._reject(state, 413, "body_too_large", detail, error.head)
+            return self._reject(state, 413, "body_too_large", detail, error.head, CLOSE_CONNECTION)
+        except TimeoutError:
+            detail = f"the body was not received within {timeout:g} s"
+            return self._reject(state, 408, "body_read_timeout", detail, b"", CLOSE_CONNECTION)
 
         try:
             return decode_body(raw_body, state.headers.get("content-encoding"), limit)
@@ -281,7 +344,7 @@ class WebhookReceiver:
             detail = f"decompressed body exceeds the limit of {error.limit} bytes for this source"
             return self._reject(state, 413, "body_too_large", detail, error.head)
 
-    async def _produce(self, state: _RequestState, delivery: Delivery) -> Response:
+    async def _produce(self, state: RequestState, delivery: Delivery) -> Response:
         kafka = self.config.kafka
         started = time.perf_counter()
         try:
@@ -317,11 +380,18 @@ class WebhookReceiver:
             )
 
         self.metrics.produce_seconds.labels("acked").observe(time.perf_counter() - started)
+        logger.debug(
+            "stored receipt %s of source %s with event id %s on %s",
+            delivery.receipt_id,
+            state.source.name,
+            delivery.event_id,
+            kafka.raw_topic,
+        )
         return Response(Receipt(delivery.receipt_id), status_code=200)
 
     def _reject(
         self,
-        state: _RequestState,
+        state: RequestState,
         status: int,
         reason: str,
         detail: str,
@@ -332,6 +402,7 @@ class WebhookReceiver:
         delivery = state.delivery(body, status=status, reason=reason)
         delivery = replace(delivery, body=body[: self.config.ingest.rejected_body_max_bytes])
         self.rejections.record(delivery)
+        self.metrics.rejections.labels(state.source.name, reason).inc()
         self._rejection_log.warning(
             (state.source.name, reason),
             "rejected webhook for source %s from %s with %d %s: %s (receipt %s)",
@@ -344,8 +415,9 @@ class WebhookReceiver:
         )
         return error_response(status, reason, detail, headers)
 
-    def _bad_request(self, state: _RequestState, reason: str, detail: str) -> Response:
+    def _bad_request(self, state: RequestState, reason: str, detail: str) -> Response:
         # A malformed request is logged but not recorded: it carries no delivery.
+        self.metrics.rejections.labels(state.source.name, reason).inc()
         self._rejection_log.warning(
             (state.source.name, reason),
             "bad request for source %s from %s: %s",

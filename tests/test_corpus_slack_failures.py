@@ -7,9 +7,11 @@ the application clock.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from urllib.parse import parse_qsl, quote, urlencode
 
+import httpx
 import orjson
 import pytest
 from ingest_fakes import RAW_TOPIC, REJECTED_TOPIC, RecordingProducer
@@ -61,20 +63,20 @@ B14_NOW = 1767225601
 
 
 def post_all(
-    requests: list[tuple[dict[str, str], bytes]], now: float
-) -> tuple[list[int], RecordingProducer]:
+    requests: list[tuple[dict[str, str], bytes]], now: float, source: SourceConfig = SOURCE
+) -> tuple[list[httpx.Response], RecordingProducer]:
     """POST each (headers, body) to one application whose clock reads NOW."""
     producer = RecordingProducer()
     config = HooklineConfig(
         kafka=KafkaConfig(raw_topic=RAW_TOPIC, rejected_topic=REJECTED_TOPIC),
-        sources={"slack": SOURCE},
+        sources={"slack": source},
     )
     with TestClient(create_app(config, producer=producer, clock=lambda: now)) as client:
-        statuses = [
-            client.post("/webhooks/slack", content=body, headers=headers).status_code
+        responses = [
+            client.post("/webhooks/slack", content=body, headers=headers)
             for headers, body in requests
         ]
-    return statuses, producer
+    return responses, producer
 
 
 def test_corpus_bodies_intact():
@@ -87,9 +89,9 @@ def test_corpus_bodies_intact():
 
 
 def test_corpus_b05_raw_form_body_accepted():
-    statuses, producer = post_all([(B05_HEADERS, B05_BODY)], B05_NOW)
+    responses, producer = post_all([(B05_HEADERS, B05_BODY)], B05_NOW)
 
-    assert statuses == [200]
+    assert [response.status_code for response in responses] == [200]
     [record] = producer.on(RAW_TOPIC)
     assert record.value == B05_BODY
     assert b"text=api+production+--force" in record.value
@@ -110,17 +112,17 @@ def reencoded_with_percent_20(body: bytes) -> bytes:
     ],
 )
 def test_corpus_b05_rebuilt_body_rejected(body):
-    statuses, producer = post_all([(B05_HEADERS, body)], B05_NOW)
+    responses, producer = post_all([(B05_HEADERS, body)], B05_NOW)
 
     assert body != B05_BODY
-    assert statuses == [401]
+    assert [response.status_code for response in responses] == [401]
     assert producer.on(RAW_TOPIC) == []
 
 
 def test_corpus_b14_retry_accepted_with_event_key():
-    statuses, producer = post_all([(B14_HEADERS, B14_BODY)], B14_NOW)
+    responses, producer = post_all([(B14_HEADERS, B14_BODY)], B14_NOW)
 
-    assert statuses == [200]
+    assert [response.status_code for response in responses] == [200]
     [record] = producer.on(RAW_TOPIC)
     assert record.key == b"slack:Ev0CORPUSB14"
     assert record.headers[records.EVENT_ID] == b"Ev0CORPUSB14"
@@ -130,32 +132,40 @@ def test_corpus_b14_retry_accepted_with_event_key():
     assert audited["x-slack-retry-reason"] == "http_timeout"
 
 
-def test_corpus_b14_original_and_retries_share_key():
+def test_corpus_b14_retries_answered_not_produced():
     # The retry headers are not signed, so the first delivery had the same signature.
     original = {k: v for k, v in B14_HEADERS.items() if not k.startswith("X-Slack-Retry")}
     second_retry = B14_HEADERS | {"X-Slack-Retry-Num": "2"}
     requests = [(original, B14_BODY), (B14_HEADERS, B14_BODY), (second_retry, B14_BODY)]
 
-    statuses, producer = post_all(requests, B14_NOW)
+    responses, producer = post_all(requests, B14_NOW)
 
-    assert statuses == [200, 200, 200]
-    raw = producer.on(RAW_TOPIC)
-    assert [record.key for record in raw] == [b"slack:Ev0CORPUSB14"] * 3
-    receipts = {record.headers[records.RECEIPT_ID] for record in raw}
-    assert len(receipts) == 3  # every delivery is audited with its own receipt
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    receipts = {response.json()["receipt_id"] for response in responses}
+    assert len(receipts) == 1  # each retry gets the stored original's receipt
+    [raw] = producer.on(RAW_TOPIC)
+    assert raw.key == b"slack:Ev0CORPUSB14"
+    # Each retry is recorded for the audit log, but produced to the raw topic only once.
+    replays = producer.wait_for(REJECTED_TOPIC, 2)
+    assert [record.headers[records.REASON] for record in replays] == [b"replayed_request"] * 2
+    assert [record.headers[records.STATUS] for record in replays] == [b"200"] * 2
 
 
 def test_corpus_b14_router_drops_retry():
-    # The retry must not be routed a second time, so the router drops it as a repeat.
+    # With the replay window off (or a retry reaching another ingest replica), both
+    # deliveries are produced, and the router drops the retry as a repeat.
+    source = dataclasses.replace(SOURCE, replay_window_seconds=0)
     original = {k: v for k, v in B14_HEADERS.items() if not k.startswith("X-Slack-Retry")}
-    _, producer = post_all([(original, B14_BODY), (B14_HEADERS, B14_BODY)], B14_NOW)
+    _, producer = post_all([(original, B14_BODY), (B14_HEADERS, B14_BODY)], B14_NOW, source)
     deduplicator = Deduplicator({}, window_seconds=3600.0, clock=lambda: B14_NOW)
 
+    raw = producer.on(RAW_TOPIC)
+    assert [record.key for record in raw] == [b"slack:Ev0CORPUSB14"] * 2
     repeats = [
         deduplicator.is_repeat(
             parse_raw_record(record.key, record.value, list(record.headers.items())), partition=0
         )
-        for record in producer.on(RAW_TOPIC)
+        for record in raw
     ]
 
     assert repeats == [False, True]
@@ -163,7 +173,7 @@ def test_corpus_b14_router_drops_retry():
 
 def test_corpus_b14_stale_retry_rejected():
     # Slack retries within minutes, so the same bytes an hour later are outside tolerance.
-    statuses, producer = post_all([(B14_HEADERS, B14_BODY)], B14_NOW + 3600)
+    responses, producer = post_all([(B14_HEADERS, B14_BODY)], B14_NOW + 3600)
 
-    assert statuses == [401]
+    assert [response.status_code for response in responses] == [401]
     assert producer.on(RAW_TOPIC) == []

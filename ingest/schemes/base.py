@@ -35,6 +35,28 @@ _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
+class ReplayIdentity:
+    """Signed values of a verified request besides its body, used to detect replays.
+
+    Two requests with equal `material` and equal bodies carry the same
+    signature, so the second is a replay unless the sender signs each attempt
+    anew. A provider's retry signs a new timestamp, so its material differs.
+    """
+
+    # Signed values other than the body, such as the timestamp text and a
+    # message id, joined unambiguously.
+    material: bytes = b""
+    # The signed timestamp in Unix seconds, or None when the scheme signs none.
+    timestamp: float | None = None
+
+
+def replay_material(*values: str) -> bytes:
+    """Join signed header values into `ReplayIdentity.material`, each prefixed by its length."""
+    parts = [value.encode("utf-8", "backslashreplace") for value in values]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+@dataclass(frozen=True)
 class Handshake:
     """Reply to a provider's handshake request, which ingest returns instead of producing.
 
@@ -74,6 +96,15 @@ class Verifier(ABC):
     option_names: ClassVar[frozenset[str] | None] = None
     # `WWW-Authenticate` value sent with a 401, for HTTP authentication schemes.
     auth_challenge: str | None = None
+    # Lower-case names of the request headers the scheme reads to verify a
+    # request. Ingest rejects a request that repeats one of them.
+    signed_headers: frozenset[str] = frozenset()
+    # Lower-case names of headers whose values are credentials, redacted in the
+    # audit log in addition to `hookline.records.CREDENTIAL_HEADERS`.
+    credential_headers: frozenset[str] = frozenset()
+    # Whether the scheme signs a timestamp, which makes replays of a request
+    # expire with the tolerance window.
+    signs_timestamp: bool = False
 
     def __init__(
         self,
@@ -133,6 +164,15 @@ class Verifier(ABC):
         """
         return None
 
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        """Return what the signature of a verified request covers besides the body.
+
+        Called only after `verify` passed. HEADERS has lower-case names.
+        Schemes that sign a timestamp or message id return them here. The
+        default, for schemes that sign only the body, is empty.
+        """
+        return ReplayIdentity()
+
     @abstractmethod
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         """Raise VerificationError unless the request is authentic.
@@ -165,6 +205,12 @@ def parse_unix_seconds(header: str, value: str) -> int:
     if not _UNIX_SECONDS.fullmatch(value):
         raise VerificationError(MALFORMED_HEADER, f"timestamp in {header} is not Unix seconds")
     return int(value)
+
+
+def unix_seconds_or_none(value: str) -> int | None:
+    """Return VALUE as Unix seconds like `parse_unix_seconds`, or None when it is not."""
+    value = value.strip()
+    return int(value) if _UNIX_SECONDS.fullmatch(value) else None
 
 
 def check_tolerance(timestamp: float, now: float, tolerance_seconds: int | None) -> None:

@@ -30,10 +30,13 @@ from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
     Handshake,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     parse_unix_seconds,
+    replay_material,
     require_header,
+    unix_seconds_or_none,
 )
 
 SIGNATURE_HEADER = "x-signature-ed25519"
@@ -86,6 +89,8 @@ class DiscordVerifier(Verifier):
     name = "discord"
     # `sample_private_key` is read only by `ingest.samples`, to sign samples.
     option_names = frozenset({"sample_private_key"})
+    signed_headers = frozenset({SIGNATURE_HEADER, TIMESTAMP_HEADER})
+    signs_timestamp = True
 
     def __init__(
         self,
@@ -115,6 +120,11 @@ class DiscordVerifier(Verifier):
 
         if timestamp is not None:
             check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        # The timestamp is signed as sent, so the material is the text unchanged.
+        timestamp_text = headers[TIMESTAMP_HEADER]
+        return ReplayIdentity(replay_material(timestamp_text), unix_seconds_or_none(timestamp_text))
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> Handshake | None:
         try:

@@ -32,12 +32,14 @@ from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
     SIGNATURE_ENCODINGS,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     matches_any,
     option_choice,
     option_text,
     parse_unix_seconds,
+    replay_material,
     require_header,
     strip_prefix,
 )
@@ -178,6 +180,13 @@ class GenericHmacVerifier(Verifier):
             self.tolerance_seconds = None
         elif tolerance_seconds is None:
             self.tolerance_seconds = DEFAULT_TOLERANCE_SECONDS
+        # The signature header is named by the config, so it may be missing
+        # from the audit log's built-in list of credential headers.
+        self.credential_headers = frozenset({self.settings.header.lower()})
+        self.signed_headers = self.credential_headers
+        if self.settings.timestamp_header is not None:
+            self.signed_headers |= {self.settings.timestamp_header.lower()}
+            self.signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         settings = self.settings
@@ -198,3 +207,11 @@ class GenericHmacVerifier(Verifier):
 
         if timestamp is not None:
             check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        timestamp_header = self.settings.timestamp_header
+        if timestamp_header is None:
+            return ReplayIdentity()
+        timestamp_text = headers[timestamp_header.lower()].strip()
+        timestamp = parse_unix_seconds(timestamp_header, timestamp_text)
+        return ReplayIdentity(replay_material(timestamp_text), timestamp)

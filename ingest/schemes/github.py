@@ -57,6 +57,7 @@ class GitHubVerifier(Verifier):
 
     name = "github"
     option_names = frozenset({"allow_sha1"})
+    signed_headers = frozenset({HEADER, LEGACY_HEADER})
 
     def __init__(
         self,

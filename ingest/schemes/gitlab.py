@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hookline.errors import VerificationError
-from ingest.schemes.base import Verifier, option_choice, require_header
+from ingest.schemes.base import ReplayIdentity, Verifier, option_choice, require_header
 from ingest.schemes.standard_webhooks import StandardWebhooksVerifier
 from ingest.schemes.token import NO_MATCHING_TOKEN, header_bytes, matches_token, token_digest
 
@@ -46,9 +46,12 @@ class GitLabVerifier(Verifier):
         )
         self.key_digests = [token_digest(key) for key in self.keys]
         self.signed: StandardWebhooksVerifier | None = None
+        self.signed_headers = frozenset({HEADER})
         if self.signing == STANDARD_WEBHOOKS:
             self.signed = StandardWebhooksVerifier(secrets, tolerance_seconds)
             self.tolerance_seconds = self.signed.tolerance_seconds
+            self.signed_headers = self.signed.signed_headers
+            self.signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         if self.signed is not None:
@@ -58,3 +61,8 @@ class GitLabVerifier(Verifier):
         _, value = require_header(headers, HEADER)
         if not matches_token(self.key_digests, header_bytes(value.strip())):
             raise VerificationError(NO_MATCHING_TOKEN, "X-Gitlab-Token does not match a secret")
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        if self.signed is not None:
+            return self.signed.replay_identity(headers, body)
+        return ReplayIdentity()

@@ -19,6 +19,7 @@ class IntercomVerifier(Verifier):
 
     name = "intercom"
     option_names = frozenset()
+    signed_headers = frozenset({HEADER})
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, HEADER)

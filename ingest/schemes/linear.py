@@ -16,6 +16,7 @@ from hookline.errors import VerificationError
 from ingest.schemes.base import (
     INVALID_BODY,
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     hmac_signatures,
@@ -53,6 +54,8 @@ class LinearVerifier(Verifier):
     name = "linear"
     default_tolerance_seconds = 60
     option_names = frozenset()
+    signed_headers = frozenset({HEADER})
+    signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, HEADER)
@@ -64,3 +67,7 @@ class LinearVerifier(Verifier):
             )
 
         check_tolerance(body_timestamp_seconds(body), now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        # The timestamp is inside the signed body, so the body alone identifies the request.
+        return ReplayIdentity(timestamp=body_timestamp_seconds(body))

@@ -27,6 +27,7 @@ from hookline.errors import ConfigError, VerificationError
 from ingest.ratelimit import RateLimitedLogger
 from ingest.schemes.base import (
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     matches_any,
@@ -153,6 +154,7 @@ class MailgunVerifier(Verifier):
     name = "mailgun"
     option_names = frozenset({"replay_cache_size"})
     default_tolerance_seconds = 900
+    signs_timestamp = True
 
     def __init__(
         self,
@@ -184,3 +186,8 @@ class MailgunVerifier(Verifier):
             raise VerificationError(
                 REPLAYED_TOKEN, "signature.token was already used within the tolerance window"
             )
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        # Timestamp and token are inside the body, so the body alone identifies the request.
+        timestamp_text, _, _ = parse_signature_block(body)
+        return ReplayIdentity(timestamp=int(timestamp_text))

@@ -16,11 +16,13 @@ from hookline.errors import VerificationError
 from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     hmac_signatures,
     matches_any,
     parse_unix_seconds,
+    replay_material,
     require_header,
     signature_bytes,
 )
@@ -59,6 +61,8 @@ class PaddleVerifier(Verifier):
     name = "paddle"
     default_tolerance_seconds = 5
     option_names = frozenset()
+    signed_headers = frozenset({HEADER})
+    signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, HEADER)
@@ -74,3 +78,8 @@ class PaddleVerifier(Verifier):
             )
 
         check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        timestamp_text, _ = parse_paddle_signature(headers[HEADER])
+        timestamp = parse_unix_seconds("Paddle-Signature", timestamp_text)
+        return ReplayIdentity(replay_material(timestamp_text), timestamp)

@@ -30,10 +30,13 @@ from hookline.errors import ConfigError, VerificationError
 from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     parse_unix_seconds,
+    replay_material,
     require_header,
+    unix_seconds_or_none,
 )
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
@@ -91,6 +94,8 @@ class SendGridVerifier(Verifier):
     name = "sendgrid"
     # `sample_private_key` is read only by `ingest.samples`, to sign samples.
     option_names = frozenset({"sample_private_key"})
+    signed_headers = frozenset({SIGNATURE_HEADER, TIMESTAMP_HEADER})
+    signs_timestamp = True
 
     def __init__(
         self,
@@ -121,6 +126,11 @@ class SendGridVerifier(Verifier):
 
         if timestamp is not None:
             check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        # The timestamp is signed as sent, so the material is the text unchanged.
+        timestamp_text = headers[TIMESTAMP_HEADER]
+        return ReplayIdentity(replay_material(timestamp_text), unix_seconds_or_none(timestamp_text))
 
 
 def _load_p256_key(der: bytes) -> ec.EllipticCurvePublicKey:

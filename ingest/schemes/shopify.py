@@ -28,6 +28,7 @@ class ShopifyVerifier(Verifier):
 
     name = "shopify"
     option_names = frozenset()
+    signed_headers = frozenset({HEADER})
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, HEADER)

@@ -22,12 +22,14 @@ from hookline.errors import VerificationError
 from ingest.schemes.base import (
     NO_MATCHING_SIGNATURE,
     Handshake,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     hmac_signatures,
     json_object,
     matches_any,
     parse_unix_seconds,
+    replay_material,
     require_header,
     signature_bytes,
     strip_prefix,
@@ -53,6 +55,7 @@ class V0SignatureVerifier(Verifier):
     timestamp_label: ClassVar[str]
     default_tolerance_seconds = 300
     option_names = frozenset()
+    signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, signature_value = require_header(headers, self.signature_header)
@@ -68,6 +71,11 @@ class V0SignatureVerifier(Verifier):
 
         check_tolerance(timestamp, now, self.tolerance_seconds)
 
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        timestamp_text = headers[self.timestamp_header].strip()
+        timestamp = parse_unix_seconds(self.timestamp_label, timestamp_text)
+        return ReplayIdentity(replay_material(timestamp_text), timestamp)
+
     def expected_signatures(self, headers: Mapping[str, str], body: bytes) -> list[bytes]:
         """Return the hex signature of the request under each key, in key order."""
         timestamp_text = headers.get(self.timestamp_header, "").strip()
@@ -82,6 +90,7 @@ class SlackVerifier(V0SignatureVerifier):
     timestamp_header = "x-slack-request-timestamp"
     signature_label = "X-Slack-Signature"
     timestamp_label = "X-Slack-Request-Timestamp"
+    signed_headers = frozenset({signature_header, timestamp_header})
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> Handshake | None:
         document = json_object(body)

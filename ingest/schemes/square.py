@@ -44,6 +44,7 @@ class SquareVerifier(Verifier):
 
     name = "square"
     option_names = frozenset({"public_url"})
+    signed_headers = frozenset({HEADER})
 
     def __init__(
         self,

@@ -21,16 +21,21 @@ from hookline.errors import ConfigError, VerificationError
 from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     matches_any,
     parse_unix_seconds,
+    replay_material,
     require_header,
     signature_bytes,
 )
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
+ID_HEADERS = ("webhook-id", "svix-id")
+TIMESTAMP_HEADERS = ("webhook-timestamp", "svix-timestamp")
+SIGNATURE_HEADERS = ("webhook-signature", "svix-signature")
 
 
 def decode_standard_secret(secret: str) -> bytes:
@@ -72,16 +77,16 @@ class StandardWebhooksVerifier(Verifier):
 
     name = "standard-webhooks"
     default_tolerance_seconds = 300
+    signed_headers = frozenset({*ID_HEADERS, *TIMESTAMP_HEADERS, *SIGNATURE_HEADERS})
+    signs_timestamp = True
 
     def decode_secret(self, secret: str) -> bytes:
         return decode_standard_secret(secret)
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        _, message_id = require_header(headers, "webhook-id", "svix-id")
-        timestamp_name, timestamp_text = require_header(
-            headers, "webhook-timestamp", "svix-timestamp"
-        )
-        _, signature_header = require_header(headers, "webhook-signature", "svix-signature")
+        _, message_id = require_header(headers, *ID_HEADERS)
+        timestamp_name, timestamp_text = require_header(headers, *TIMESTAMP_HEADERS)
+        _, signature_header = require_header(headers, *SIGNATURE_HEADERS)
         timestamp = parse_unix_seconds(timestamp_name, timestamp_text)
         entries = parse_signature_list(signature_header)
 
@@ -100,3 +105,9 @@ class StandardWebhooksVerifier(Verifier):
             )
 
         check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        _, message_id = require_header(headers, *ID_HEADERS)
+        timestamp_name, timestamp_text = require_header(headers, *TIMESTAMP_HEADERS)
+        timestamp = parse_unix_seconds(timestamp_name, timestamp_text)
+        return ReplayIdentity(replay_material(message_id, timestamp_text.strip()), timestamp)

@@ -17,10 +17,12 @@ from hookline.errors import VerificationError
 from ingest.schemes.base import (
     MALFORMED_HEADER,
     NO_MATCHING_SIGNATURE,
+    ReplayIdentity,
     Verifier,
     check_tolerance,
     matches_any,
     parse_unix_seconds,
+    replay_material,
     require_header,
     signature_bytes,
 )
@@ -58,6 +60,8 @@ class StripeVerifier(Verifier):
 
     name = "stripe"
     default_tolerance_seconds = 300
+    signed_headers = frozenset({HEADER})
+    signs_timestamp = True
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, HEADER)
@@ -74,3 +78,8 @@ class StripeVerifier(Verifier):
             )
 
         check_tolerance(timestamp, now, self.tolerance_seconds)
+
+    def replay_identity(self, headers: Mapping[str, str], body: bytes) -> ReplayIdentity:
+        timestamp_text, _ = parse_signature_header(headers[HEADER])
+        timestamp = parse_unix_seconds("Stripe-Signature", timestamp_text)
+        return ReplayIdentity(replay_material(timestamp_text.strip()), timestamp)

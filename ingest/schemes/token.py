@@ -100,6 +100,10 @@ class StaticTokenVerifier(Verifier):
         super().__init__(secrets, tolerance_seconds, options)
         self.header, self.prefix = token_header_format(self.options)
         self.key_digests = [token_digest(key) for key in self.keys]
+        # The header is named by the config, so it may be missing from the
+        # audit log's built-in list of credential headers.
+        self.signed_headers = frozenset({self.header.lower()})
+        self.credential_headers = self.signed_headers
 
     def check(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
         _, value = require_header(headers, self.header.lower())
@@ -118,6 +122,7 @@ class BasicAuthVerifier(Verifier):
 
     name = "basic-auth"
     option_names = frozenset({"realm"})
+    signed_headers = frozenset({AUTHORIZATION})
     auth_challenge = 'Basic realm="hookline", charset="UTF-8"'
 
     def __init__(

@@ -139,6 +139,7 @@ class TwilioVerifier(Verifier):
 
     name = "twilio"
     option_names = frozenset({"public_url"})
+    signed_headers = frozenset({HEADER})
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ class ZoomVerifier(V0SignatureVerifier):
     timestamp_header = "x-zm-request-timestamp"
     signature_label = "x-zm-signature"
     timestamp_label = "x-zm-request-timestamp"
+    signed_headers = frozenset({signature_header, timestamp_header})
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> Handshake | None:
         document = json_object(body)
