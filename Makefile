@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup kafka-jars run up down test lint format clean
+.PHONY: setup kafka-jars run up down test bench lint format clean
 
 setup: $(STAMP) kafka-jars
 
@@ -36,6 +37,12 @@ down:
 ## test: the whole suite against a real broker and the embedded ClickHouse engine
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmark suite, about 10 minutes on 2 cores; results in bench/results/
+## (needs wrk and Node.js: apt-get install -y wrk nodejs npm; see docs/benchmarks.md)
+bench: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint:
 	$(BIN)/ruff format --check .
