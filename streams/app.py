@@ -13,8 +13,8 @@ routed topics must read with `isolation.level=read_committed`. They see
 records when the transaction commits, about `COMMIT_INTERVAL_SECONDS` after
 the router produced them.
 
-faust-streaming 0.15.3 needs two corrections for that guarantee to hold,
-both made here:
+faust-streaming 0.15.3 needs three corrections for that guarantee to hold,
+all made here:
 
 - `Topic.send` picks the transactional producer from the partition group of
   the destination topic. A routed topic that the app does not consume has
@@ -30,6 +30,12 @@ both made here:
   three runs that killed the worker with SIGKILL, and none in six runs with
   it. `RouterApp` makes a commit and the processing of one event exclude
   each other.
+- Table recovery after a rebalance takes the end offset of each changelog
+  partition from the consumer's last fetch response, which a partition
+  assigned a moment ago does not have yet. Recovery then saw -1 for
+  partitions with hundreds of records, and a worker that got back a
+  partition it had restored before crashed with ConsistencyError.
+  `_read_highwaters_from_broker` requests them from the broker instead.
 
 Table writes bypass Faust's `Table.__setitem__`. It hands the changelog
 record to a background buffer, which may publish it after the commit of the
@@ -80,6 +86,10 @@ PRODUCER_LINGER_MS = 20
 # consumer group. After a crash, the partitions of the dead worker resume
 # only after this time (Faust's default is 60).
 SESSION_TIMEOUT_SECONDS = 15.0
+# Room for the headers of a routed or dead-lettered record above the largest
+# body a source accepts, in bytes. Ingest sizes its producer the same way.
+RECORD_HEADROOM_BYTES = 256 * 1024
+MIN_REQUEST_BYTES = 1024 * 1024
 
 
 class RouterApp(faust.App):
@@ -151,7 +161,39 @@ class RouterApp(faust.App):
                 return result
 
         consumer.commit = commit_between_events  # type: ignore[method-assign]
+        _read_highwaters_from_broker(consumer)
         return consumer
+
+
+def _read_highwaters_from_broker(consumer: Any) -> None:
+    """Make table recovery ask the broker for the end offsets of changelog partitions.
+
+    In a transaction, faust-streaming 0.15.3 takes them from the consumer's
+    last fetch response, and a partition not fetched since the latest
+    rebalance has none, so recovery reads the end offset as -1. A worker then
+    skips restoring such a partition, which it may not have in memory, and
+    crashes with ConsistencyError when it restored the partition before.
+    With read_committed the broker returns the last stable offset, the
+    value the fetch response would have carried.
+    """
+    thread = consumer._thread
+
+    async def end_offsets(partitions: list[Any]) -> dict[Any, int]:
+        offsets: dict[Any, int] = await thread._ensure_consumer().end_offsets(list(partitions))
+        return offsets
+
+    thread._highwaters = end_offsets
+
+
+def max_request_size(config: HooklineConfig) -> int:
+    """Return the producer's request size limit: room for the largest body any source accepts.
+
+    Faust's default of 1,000,000 bytes is below GitHub's 25 MiB limit. A
+    record the producer rejects stops the worker, and the next worker stops
+    on the same record, so the partition would not move past it.
+    """
+    largest_body = max((source.max_body_bytes for source in config.sources.values()), default=0)
+    return max(MIN_REQUEST_BYTES, largest_body + RECORD_HEADROOM_BYTES)
 
 
 def _app_settings(config: HooklineConfig, store: str) -> dict[str, Any]:
@@ -168,6 +210,9 @@ def _app_settings(config: HooklineConfig, store: str) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": "raw",
         "producer_linger_ms": PRODUCER_LINGER_MS,
+        # NOTE: a raw record larger than this, which only a producer other
+        # than ingest can write, still stops the router at its offset.
+        "producer_max_request_size": max_request_size(config),
         "consumer_auto_offset_reset": "earliest",
         # An exception in the agent stops the worker, so after a restart the
         # partition resumes from its last committed offset. With Faust's
