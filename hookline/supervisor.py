@@ -2,7 +2,7 @@
 
 `hookline run` starts, in order, the local Kafka broker, the topics, the audit
 sink, the router and ingest, waits until ingest is ready, and restarts any
-process that exits until it is told to stop. It stops them in the reverse
+process that exits until SIGINT, SIGTERM or SIGHUP arrives. It stops them in the reverse
 order, so ingest takes no new webhooks while the router and the sink drain.
 `hookline up` runs the same supervisor in the background and `hookline down`
 stops it.
@@ -234,7 +234,7 @@ def run_stack(config: HooklineConfig, data_dir: Path, ready_timeout: float = 300
         print(_banner(config, data_dir, time.monotonic() - started), flush=True)
         (data_dir / READY_FILE).write_text(str(os.getpid()))
 
-        # Step 3: watch until told to stop.
+        # Step 3: restart exited processes until a stop signal arrives.
         while not stop_requested:
             _restart_exited(children)
             if not broker.is_running():
