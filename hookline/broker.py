@@ -100,7 +100,7 @@ SINGLE_NODE_SETTINGS: dict[str, str] = {
     # buffer at start. The default of 128 MiB is a quarter of LocalBroker's default heap.
     "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
     # GitHub sends bodies of up to 25 MiB; the default limit of about 1 MiB would make
-    # ingest answer 503 to every larger webhook. Replicas must fetch what the leader takes.
+    # ingest respond with 503 to every larger webhook. Replicas must fetch what the leader takes.
     "message.max.bytes": str(MAX_RECORD_BYTES),
     "replica.fetch.max.bytes": str(MAX_RECORD_BYTES),
 }

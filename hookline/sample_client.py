@@ -23,9 +23,9 @@ def send_samples(
     forge: bool,
     echo: Callable[[str], None],
 ) -> int:
-    """POST COUNT distinct sample events, each REPEAT times, and echo each answer.
+    """POST COUNT distinct sample events, each REPEAT times, and echo each response.
 
-    Returns the number of requests that did not get a 2xx answer.
+    Returns the number of requests that did not get a 2xx response.
     """
     from ingest.samples import build_sample
 

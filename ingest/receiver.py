@@ -20,10 +20,11 @@ the first status that applies:
   request was verified, and ingest returns the reply the provider expects
   instead of producing anything;
 - an identical copy of a verified request within the source's replay window
-  (see `ingest.replay`) is not produced again: 200 with the original's receipt
-  id once the original is stored, because providers such as Slack retry with
-  the same signature and stop only at a 2xx; 409 `replayed_request` while the
-  original still waits for the broker. Both are recorded on the rejected topic;
+  (see `ingest.replay`) is not produced again. It gets 200 with the
+  original's receipt id once the original is stored, because providers such
+  as Slack retry with the same signature and stop only at a 2xx. While the
+  original still waits for the broker it gets 409 `replayed_request`. Both are
+  recorded on the rejected topic;
 - 503: the broker did not acknowledge the record in time;
 - 200: the broker acknowledged the record.
 
@@ -301,7 +302,7 @@ class WebhookReceiver:
     def _replayed(
         self, state: RequestState, body: bytes, guard: ReplayGuard, identity: ReplayIdentity
     ) -> Response:
-        """Record a copy of a verified request and answer it without producing it again."""
+        """Record a copy of a verified request and respond without producing it again."""
         detail = (
             f"an identical signed request was received within the last {guard.window_seconds} s"
         )

@@ -136,8 +136,8 @@ class ReplayGuard:
         self.source = source
         self.window_seconds = window_seconds
         self.cache = ReplayCache(max_entries, name=f"replay cache of source {source}")
-        # Receipt ids of requests the broker acknowledged, oldest first, so a
-        # replay can be answered with the receipt of the stored original.
+        # Receipt ids of requests the broker acknowledged, oldest first, so that a
+        # replay gets the receipt of the stored original.
         self._receipts: OrderedDict[bytes, str] = OrderedDict()
         self._max_receipts = max_entries
 

@@ -3,9 +3,10 @@
 Each webhook is built once by `ingest.samples.build_sample`, and every retry
 sends the same body and provider event id. Like Stripe and Standard Webhooks
 senders, attempts of a scheme that signs a timestamp are signed again with
-the current time, so ingest's replay check tells a retry from a copy (within
-one second the signature is the same, and ingest answers 409 until the next
-second). GitHub signs only the body, so its retries are identical requests.
+the current time, so ingest's replay check can distinguish a retry from a
+copy. Within one second the signature is the same, so ingest returns the
+original's receipt, or 409 while the original still waits for the broker.
+GitHub signs only the body, so its retries are identical requests.
 A webhook is retried after any non-2xx response or transport error, with a
 growing delay (a Retry-After header counts, up to `max_retry_delay`), until it
 gets a 2xx, runs out of attempts or passes `max_seconds` since its first
@@ -120,8 +121,8 @@ class LoadResult:
     def unexplained_conflicts(self) -> int:
         """Count 409 responses not explained by another attempt of the event in the same second.
 
-        Ingest answers 409 to a copy of a request it accepted within its
-        replay window, and attempts of one event signed in the same second
+        Ingest returns 409 for a copy of a request whose original still waits
+        for the broker, and attempts of one event signed in the same second
         are such copies. Any other 409 points at a wrong replay check.
         """
         signed: Counter[tuple[str, str, int]] = Counter()

@@ -82,7 +82,7 @@ def test_pipeline_routes_and_audits_deliveries(pipeline: Pipeline) -> None:
     assert retry.status_code == 200, retry.text
     accepted[retry.json()["receipt_id"]] = body
 
-    # An identical copy of the retry: answered with the stored receipt, not produced again.
+    # An identical copy of the retry gets the stored receipt and is not produced again.
     replay = post(pipeline, source, retry_headers, body)
     assert replay.status_code == 200, replay.text
     assert replay.json()["receipt_id"] == retry.json()["receipt_id"]
