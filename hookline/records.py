@@ -22,7 +22,8 @@ the configured maximum.
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,19 +78,22 @@ REDACTED = "[redacted]"
 def new_receipt_id() -> str:
     """Return a new receipt id: a UUID whose first 48 bits are the Unix time in ms.
 
-    The layout follows UUIDv7 (RFC 9562), so ids sort by receive time.
+    The layout follows UUIDv7 (RFC 9562), so ids sort by receive time. The
+    other 74 bits that are not version or variant come from `os.urandom`.
     """
-    millis = int(datetime.now(UTC).timestamp() * 1000)
-    random_bits = int.from_bytes(uuid.uuid4().bytes[6:], "big") & ((1 << 80) - 1)
-    value = (millis << 80) | random_bits
+    value = (time.time_ns() // 1_000_000 << 80) | int.from_bytes(os.urandom(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def format_time(moment: datetime) -> str:
     """Format MOMENT as RFC 3339 in UTC with microseconds and a `Z` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is faster than strftime, and this runs for every record.
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return f"{moment.isoformat(timespec='microseconds')[:-6]}Z"
 
 
 def parse_time(text: str) -> datetime:

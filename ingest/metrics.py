@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -59,6 +61,27 @@ class IngestMetrics:
             "1 when the Kafka producer is connected, else 0.",
             registry=self.registry,
         )
+
+        # Labelled children, looked up once each, because `labels()` validates
+        # and takes a lock on every call. Both key sets are small and fixed:
+        # configured sources, response statuses and produce outcomes.
+        self._request_counters: dict[tuple[str, int], Any] = {}
+        self._produce_histograms: dict[str, Any] = {}
+
+    def count_request(self, source: str, status: int) -> None:
+        """Count one request of SOURCE answered with STATUS."""
+        counter = self._request_counters.get((source, status))
+        if counter is None:
+            counter = self.requests.labels(source, str(status))
+            self._request_counters[(source, status)] = counter
+        counter.inc()
+
+    def observe_produce(self, outcome: str, seconds: float) -> None:
+        """Record one produce attempt that ended with OUTCOME ("acked" or "failed")."""
+        histogram = self._produce_histograms.get(outcome)
+        if histogram is None:
+            histogram = self._produce_histograms[outcome] = self.produce_seconds.labels(outcome)
+        histogram.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """Return the metrics in the Prometheus text format and its content type."""
