@@ -3,8 +3,7 @@
 - `create_bare_app`: a Litestar handler on the same route as ingest that reads the body and
   returns 200. It is the ceiling for ingest on this server stack.
 - `create_hookline_app`: Hookline's ingest application for the config named by
-  $HOOKLINE_CONFIG, for runs with more than one uvicorn worker, which need an import string;
-- `bench.experiments.create_large_batch_app`: the same with a larger producer batch.
+  $HOOKLINE_CONFIG, for runs with more than one uvicorn worker, which need an import string.
 
 `python -m bench.apps APP --port PORT [--workers N]` serves either with the uvicorn settings
 of `ingest.server.run`: uvloop, httptools, no access log, lifespan on.
@@ -27,7 +26,6 @@ from ingest.server import LOG_FORMAT
 FACTORIES = {
     "bare": "bench.apps:create_bare_app",
     "hookline": "bench.apps:create_hookline_app",
-    "hookline-large-batch": "bench.experiments:create_large_batch_app",
 }
 
 

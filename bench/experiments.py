@@ -1,92 +1,90 @@
-"""Ingest variants that test a change before anyone makes it in `ingest/`, and their stage.
+"""The `baseline` stage: this checkout's ingest against the ingest of an earlier commit.
 
-`batch-size`: aiokafka's producer keeps at most `max_batch_size` bytes (16384 by default,
-aiokafka 0.14) per partition in the batch it is filling. A Hookline record of the Stripe
-sample is about 1.7 KB (1,067 body bytes, 506 bytes of headers, a 34-byte key), so a batch
-is full after about 9 records. Every further `send()` for that partition then waits in
-`MessageBatch.wait_drain` until the in-flight produce request returns. The variant sets
-`max_batch_size` to `LARGE_BATCH_BYTES` and changes nothing else. The stage serves both on
-the pinned stack and compares them round by round, like the ingest stage.
+It measures what a change to ingest bought. `git archive` extracts the commit named by
+`--baseline-ref` (by default `HEAD`, so uncommitted changes are what is compared) into the
+run's work folder, and both ingests start from the same config with the same Python
+environment. Only the project's own modules differ: the baseline runs from the extracted
+folder, so `python -m hookline.cli` imports its `ingest`, `hookline` and `streams`
+packages first. Both are pinned to SERVER_CPU and take turns in rotating order for the
+same rounds as the ingest stage.
 
-    python -m bench.run --stages batch-size
+    python -m bench.run --stages baseline --baseline-ref 67fb3be
+
+A baseline whose dependencies differ from this checkout's `requirements.lock` is not
+comparable this way; the stage does not check that.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import subprocess
+import tarfile
+from pathlib import Path
 from typing import Any
-
-from aiokafka import AIOKafkaProducer
-from litestar import Litestar
 
 from bench.context import LOAD_CPU, SERVER_CPU, BenchContext, wait_for_http
 from bench.ingest_bench import Target, run_rounds, stripe_secret, summarize
 from bench.processes import Service
 from hookline.broker import find_free_ports
-from hookline.config import load_config
-from ingest.app import RECORD_HEADROOM_BYTES, create_app
-from ingest.producer import KafkaRecordProducer
 
 logger = logging.getLogger(__name__)
 
-LARGE_BATCH_BYTES = 256 * 1024
+REPOSITORY = Path(__file__).resolve().parent.parent
+CURRENT = "hookline"
+BASELINE = "hookline-baseline"
 
 
-class LargeBatchProducer(KafkaRecordProducer):
-    """Hookline's ingest producer with `max_batch_size` raised to LARGE_BATCH_BYTES."""
+def extract_revision(ref: str, folder: Path) -> str:
+    """Write the tree of git revision REF into FOLDER; return its full commit id.
 
-    def _create_producer(self) -> AIOKafkaProducer:
-        # NOTE: repeats the arguments of KafkaRecordProducer._create_producer, so a change
-        # there must be made here too for the comparison to stay fair.
-        return AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            client_id=self.kafka.client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=self.kafka.linger_ms,
-            max_request_size=self.max_request_size,
-            max_batch_size=LARGE_BATCH_BYTES,
-        )
-
-
-def create_large_batch_app() -> Litestar:
-    """Build the ingest application for $HOOKLINE_CONFIG with `LargeBatchProducer`."""
-    config = load_config()
-    largest_body = max((source.max_body_bytes for source in config.sources.values()), default=0)
-    producer = LargeBatchProducer(
-        config.kafka,
-        max_request_size=max(1024 * 1024, largest_body + RECORD_HEADROOM_BYTES),
-    )
-    return create_app(config, producer=producer)
+    Raises:
+        subprocess.CalledProcessError: REF names no commit of this repository.
+    """
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=REPOSITORY,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit],
+        cwd=REPOSITORY,
+        check=True,
+        capture_output=True,
+    ).stdout
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return commit
 
 
-def run_batch_size_experiment(
-    context: BenchContext, *, rounds: int, seconds: int, connections: int
+def run_baseline_experiment(
+    context: BenchContext, *, ref: str, rounds: int, seconds: int, connections: int
 ) -> dict[str, Any]:
-    """Compare shipped ingest with the large-batch variant, both pinned to SERVER_CPU."""
-    config = context.config("batch")
-    shipped_port, variant_port = config.ingest.port, find_free_ports(1)[0]
-    commands = {
-        "hookline": context.hookline_command(config, "ingest", "--port", str(shipped_port)),
-        "hookline-large-batch": [
-            context.python, "-m", "bench.apps", "hookline-large-batch",
-            "--port", str(variant_port),
-        ],
-    }  # fmt: skip
-    ports = {"hookline": shipped_port, "hookline-large-batch": variant_port}
+    """Compare this checkout's ingest with the ingest of REF, both pinned to SERVER_CPU."""
+    baseline_dir = context.work_dir / "baseline"
+    commit = extract_revision(ref, baseline_dir)
+    logger.info("Baseline for the ingest comparison: %s (%s) in %s", ref, commit, baseline_dir)
+
+    config = context.config("baseline")
+    ports = {CURRENT: config.ingest.port, BASELINE: find_free_ports(1)[0]}
+    folders = {CURRENT: REPOSITORY, BASELINE: baseline_dir}
     targets: dict[str, Target] = {}
     try:
-        for name, command in commands.items():
+        for name, port in ports.items():
             service = context.start(
                 Service(
                     name,
-                    command,
+                    context.hookline_command(config, "ingest", "--port", str(port)),
                     context.log_path(f"experiment-{name}"),
                     cpus=SERVER_CPU,
                     env={"HOOKLINE_CONFIG": str(config.path)},
+                    cwd=folders[name],
                 )
             )
-            base = f"http://127.0.0.1:{ports[name]}"
+            base = f"http://127.0.0.1:{port}"
             targets[name] = Target(name, service, f"{base}/webhooks/stripe", f"{base}/readyz")
             wait_for_http(service, targets[name].ready_url)
         runs = run_rounds(
@@ -104,10 +102,11 @@ def run_batch_size_experiment(
             context.services.stop(target.service)
 
     summary = summarize(runs)
-    shipped = summary["medians"]["hookline"]
-    variant = summary["medians"]["hookline-large-batch"]
+    current = summary["medians"][CURRENT]
+    baseline = summary["medians"][BASELINE]
     return {
-        "change": f"AIOKafkaProducer(max_batch_size={LARGE_BATCH_BYTES}) in ingest's producer",
+        "baseline_ref": ref,
+        "baseline_commit": commit,
         "server_cpus": SERVER_CPU,
         "wrk_cpus": LOAD_CPU,
         "broker_cpus": LOAD_CPU,
@@ -117,9 +116,17 @@ def run_batch_size_experiment(
         "rounds": rounds,
         "runs": runs,
         "medians": summary["medians"],
-        "gain": variant["accepted_per_second"] / shipped["accepted_per_second"] - 1.0,
+        "gain": current["accepted_per_second"] / baseline["accepted_per_second"] - 1.0,
         "per_round_gain": [
             ours["accepted_per_second"] / theirs["accepted_per_second"] - 1.0
-            for ours, theirs in zip(runs["hookline-large-batch"], runs["hookline"], strict=True)
+            for ours, theirs in zip(runs[CURRENT], runs[BASELINE], strict=True)
         ],
+        "cpu_change": _ratio(current, baseline, "server_cpu_us_per_accepted"),
     }
+
+
+def _ratio(current: dict[str, Any], baseline: dict[str, Any], key: str) -> float | None:
+    ours, theirs = current.get(key), baseline.get(key)
+    if not ours or not theirs:
+        return None
+    return float(ours) / float(theirs) - 1.0

@@ -395,9 +395,10 @@ def _memory(results: dict[str, Any]) -> list[str]:
 
 def _experiment(section: dict[str, Any]) -> list[str]:
     lines = [
-        "## Experiment: larger producer batches in ingest",
+        "## Ingest against a baseline commit",
         "",
-        f"Change tested: {section['change']}. Both servers pinned to CPU "
+        f"Baseline: `{section['baseline_ref']}` ({section['baseline_commit'][:12]}); "
+        f"`hookline` is this checkout. Both servers pinned to CPU "
         f"{section['server_cpus']}, wrk and the broker on CPU {section['wrk_cpus']}, "
         f"{section['connections']} connections, {section['seconds']} s per run, "
         f"{section['rounds']} rounds in rotating order.",
@@ -432,6 +433,10 @@ def _experiment(section: dict[str, Any]) -> list[str]:
         f"- Throughput change of the medians: {section['gain'] * 100:+.0f} % "
         f"(per round: {per_round})"
     )
+    if section.get("cpu_change") is not None:
+        lines.append(
+            f"- Change of server CPU time per request: {section['cpu_change'] * 100:+.0f} %"
+        )
     return lines + [""]
 
 
@@ -462,8 +467,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _sink(results.get("sink_store"), results.get("sink"))
     if results.get("end_to_end"):
         lines += _end_to_end(results["end_to_end"])
-    if results.get("batch_size_experiment"):
-        lines += _experiment(results["batch_size_experiment"])
+    if results.get("baseline_experiment"):
+        lines += _experiment(results["baseline_experiment"])
     lines += _memory(results)
     lines += _errors(results)
     return "\n".join(lines).rstrip() + "\n"

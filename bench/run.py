@@ -8,8 +8,8 @@ Stages, in order, against one Kafka broker that the run starts on free loopback 
 4. sink-store and sink: the audit store layer alone, then the whole sink from Kafka;
 5. scaling: hookline and bare Litestar with two uvicorn workers each, unpinned;
 6. e2e: the whole pipeline at a fixed rate, for latency, memory and the soak;
-7. batch-size, only when named in --stages: shipped ingest against a variant with a larger
-   producer batch (see bench.experiments).
+7. baseline, only when named in --stages: this checkout's ingest against the ingest of the
+   commit named by --baseline-ref, side by side (see bench.experiments).
 
 Results go to `<results-dir>/results.json` (rewritten after every stage, so a failed run
 keeps what it measured) and `<results-dir>/summary.md`. The run stops every process it
@@ -58,8 +58,8 @@ from hookline.config import HooklineConfig
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "profile", "router", "sink-store", "sink", "scaling", "e2e", "batch-size")
-# batch-size tests a change to ingest (see bench.experiments), so it runs only on request.
+STAGES = ("ingest", "profile", "router", "sink-store", "sink", "scaling", "e2e", "baseline")
+# baseline measures a change to ingest (see bench.experiments), so it runs only on request.
 DEFAULT_STAGES = STAGES[:-1]
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BROKER_READY_SECONDS = 120.0
@@ -127,6 +127,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sink-batch-rows",
         default="1000,5000",
         help="comma-separated audit.batch_max_rows values for the sink stage",
+    )
+    parser.add_argument(
+        "--baseline-ref",
+        default="HEAD",
+        help="git revision whose ingest the baseline stage compares with this checkout's",
     )
     parser.add_argument(
         "--e2e-rate", type=float, default=200.0, help="requests per second in the end-to-end stage"
@@ -311,10 +316,11 @@ class Run:
             rss_interval=self.arguments.rss_interval,
         )
 
-    def batch_size(self) -> dict[str, Any]:
+    def baseline(self) -> dict[str, Any]:
         self._pin_broker()
-        return experiments.run_batch_size_experiment(
+        return experiments.run_baseline_experiment(
             self.context,
+            ref=self.arguments.baseline_ref,
             rounds=self.arguments.rounds,
             seconds=self.arguments.seconds,
             connections=self.arguments.connections,
@@ -374,7 +380,7 @@ def execute(arguments: argparse.Namespace) -> int:
             run.stage("sink", "sink", run.sink)
             run.stage("scaling", "ingest_two_workers", run.scaling)
             run.stage("e2e", "end_to_end", run.end_to_end)
-            run.stage("batch-size", "batch_size_experiment", run.batch_size)
+            run.stage("baseline", "baseline_experiment", run.baseline)
         finally:
             services.stop_all()
             broker.stop()
