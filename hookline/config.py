@@ -80,6 +80,9 @@ class RouterConfig:
     web_port: int = 6066
     # Faust store of the deduplication table: "memory://" or "rocksdb://".
     table_store: str = "memory://"
+    # How often the router commits its transaction per raw partition. Consumers
+    # of routed topics (read_committed) see a record only after the commit.
+    commit_interval_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,11 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> HooklineConfi
         )
 
     parts = {name: _section(cls, raw.get(name, {}), name) for name, cls in sections.items()}
+    interval = parts["router"].commit_interval_seconds
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError(
+            f"router.commit_interval_seconds = {interval!r} is invalid; use a positive number"
+        )
     sources = {name: _source(name, value) for name, value in sources_raw.items()}
     return HooklineConfig(**parts, sources=sources, path=path)
 

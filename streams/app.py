@@ -10,8 +10,8 @@ The processing guarantee is Faust's `exactly_once`: each raw partition has a
 transactional producer, and the offsets Faust commits for a partition go in
 the same Kafka transaction as the records produced for it. Consumers of the
 routed topics must read with `isolation.level=read_committed`. They see
-records when the transaction commits, about `COMMIT_INTERVAL_SECONDS` after
-the router produced them.
+records when the transaction commits, about `router.commit_interval_seconds`
+after the router produced them.
 
 faust-streaming 0.15.3 needs three corrections for that guarantee to hold,
 all made here:
@@ -73,9 +73,6 @@ DEFAULT_STORE = "memory://"
 
 DEDUPE_TABLE = "dedupe"
 AGENT_NAME = "route"
-# How often Faust commits a transaction per partition. It bounds the delay
-# until read_committed consumers see routed records.
-COMMIT_INTERVAL_SECONDS = 1.0
 COUNTS_LOG_INTERVAL_SECONDS = 60.0
 # Routed records become visible only when their transaction commits, so
 # waiting this long to fill batches adds little to the visible delay. On a
@@ -202,7 +199,7 @@ def _app_settings(config: HooklineConfig, store: str) -> dict[str, Any]:
     settings: dict[str, Any] = {
         "broker": brokers,
         "broker_client_id": f"{config.kafka.client_id}-router",
-        "broker_commit_interval": COMMIT_INTERVAL_SECONDS,
+        "broker_commit_interval": router.commit_interval_seconds,
         "broker_session_timeout": SESSION_TIMEOUT_SECONDS,
         "store": store,
         "processing_guarantee": "exactly_once",
