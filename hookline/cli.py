@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,18 @@ from hookline.errors import HooklineError
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# Comma-separated names of loggers that log at DEBUG without --verbose, for example
+# "streams.router" to see every repeat the router drops and the delivery it matched.
+DEBUG_LOGGERS_ENV = "HOOKLINE_DEBUG_LOGGERS"
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr
     )
+    for name in os.environ.get(DEBUG_LOGGERS_ENV, "").split(","):
+        if name.strip():
+            logging.getLogger(name.strip()).setLevel(logging.DEBUG)
 
 
 def _config(context: click.Context) -> HooklineConfig:

@@ -157,6 +157,11 @@ class Deduplicator:
             order.append((SeenEntry.decode(value).first_received, key))
         return False
 
+    def first_delivery(self, event: RawEvent) -> SeenEntry | None:
+        """Return the stored first delivery of EVENT's key, or None when there is none."""
+        key = dedupe_key(event)
+        return None if key is None else _decode_or_none(self.table.get(key))
+
     def maybe_sweep(self, partition: int) -> int:
         """Sweep PARTITION if its last sweep is a sweep interval ago; return entries deleted."""
         now = self.clock()

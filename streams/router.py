@@ -130,12 +130,19 @@ class Router:
 
         if self.deduplicator.is_repeat(event, partition):
             self.counts.repeats += 1
-            logger.debug(
-                "Dropped repeat of %s event %s (receipt %s)",
-                event.source,
-                event.event_id,
-                event.receipt_id,
-            )
+            if logger.isEnabledFor(logging.DEBUG):
+                first = self.deduplicator.first_delivery(event)
+                logger.debug(
+                    "Dropped repeat of %s event %s (receipt %s, received %.6f, partition %d); "
+                    "first delivery received %.6f on partition %d",
+                    event.source,
+                    event.event_id,
+                    event.receipt_id,
+                    event.received_at.timestamp(),
+                    partition,
+                    first.first_received if first else float("nan"),
+                    first.partition if first else -1,
+                )
             return []
 
         if not event.event_type:

@@ -38,6 +38,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from load_client import LoadClient, LoadResult, make_webhooks
 from pipeline_support import Pipeline, query_sink, read_to_end
+from routing_trace import trace_missing_routed
 
 from hookline import records
 from streams.envelope import CE_ID, CE_SOURCE, SOURCE_URI_PREFIX
@@ -320,4 +321,10 @@ async def run_scenario(
     load = await sending
     observed = await observe(pipeline, load)
     result = tally(scenario, load, observed, time.monotonic() - started)
+    if result.details["missing_routed"]:
+        # Evidence for the failure message: where the lost events were and why they
+        # looked like repeats (docs/reliability.md, the router SIGKILL scenario).
+        result.details["missing_routed_trace"] = await trace_missing_routed(
+            pipeline, result.details["examples_missing_routed"]
+        )
     return result, load

@@ -31,6 +31,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hookline.broker import LocalBroker, fetch_jars
+from hookline.cli import DEBUG_LOGGERS_ENV
 from hookline.config import HooklineConfig, load_config
 from streams.topics import ensure_topics
 
@@ -172,7 +173,8 @@ class Pipeline:
 
         config = config_path or self.config_path
         argv = [sys.executable, "-m", "hookline.cli", "--config", str(config), command]
-        environment = {**os.environ, **(env or {})}
+        # The router logs each repeat it drops, for the fault tests' loss traces.
+        environment = {**os.environ, DEBUG_LOGGERS_ENV: "streams.router", **(env or {})}
         with self.log_path(instance).open("ab") as log:
             process = subprocess.Popen(
                 argv,

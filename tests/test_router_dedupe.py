@@ -203,3 +203,14 @@ def test_deduplicator_rejects_non_positive_window(table):
 )
 def test_sweep_interval_bounds(window: float, expected: float):
     assert sweep_interval(window) == expected
+
+
+def test_first_delivery_is_stored_entry(deduplicator):
+    first = make_event("evt_1")
+    assert deduplicator.first_delivery(first) is None
+
+    deduplicator.is_repeat(first, 2)
+    later = make_event("evt_1", START + timedelta(seconds=30))
+
+    assert deduplicator.first_delivery(later) == SeenEntry(START.timestamp(), 2)
+    assert deduplicator.first_delivery(make_event(None)) is None

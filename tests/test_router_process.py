@@ -124,6 +124,19 @@ def test_process_drops_repeat(router):
     assert router.counts.routed == 1
 
 
+def test_process_logs_repeat_with_first_delivery(router, caplog):
+    process(router, delivery(receipt="receipt-1"), partition=2)
+    repeat = delivery(receipt="receipt-2", received_at=START + timedelta(seconds=5))
+
+    with caplog.at_level("DEBUG", logger="streams.router"):
+        process(router, repeat, partition=2)
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "streams.router"]
+    assert "event evt_1 (receipt receipt-2" in line
+    assert f"received {START.timestamp() + 5:.6f}, partition 2" in line
+    assert f"first delivery received {START.timestamp():.6f} on partition 2" in line
+
+
 def test_process_without_event_id_never_repeat(router, table):
     first = process(router, delivery(event_id=None, receipt="receipt-1"))
     second = process(router, delivery(event_id=None, receipt="receipt-2"))
