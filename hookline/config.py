@@ -81,8 +81,9 @@ class RouterConfig:
     # Faust store of the deduplication table: "memory://" or "rocksdb://".
     table_store: str = "memory://"
     # How often the router commits its transaction per raw partition. Consumers
-    # of routed topics (read_committed) see a record only after the commit.
-    commit_interval_seconds: float = 1.0
+    # of routed topics (read_committed) see a record only after the commit, and
+    # each commit pauses routing for a few broker round trips.
+    commit_interval_seconds: float = 0.1
 
 
 @dataclass(frozen=True)

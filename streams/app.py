@@ -37,6 +37,11 @@ all made here:
   partition it had restored before crashed with ConsistencyError.
   `_read_highwaters_from_broker` requests them from the broker instead.
 
+Faust also commits the transactions of a worker's partitions one after the
+other, and the commit barrier holds every event for the whole sequence.
+`_commit_transactions_concurrently` commits them at the same time instead,
+which shortens that pause.
+
 Table writes bypass Faust's `Table.__setitem__`. It hands the changelog
 record to a background buffer, which may publish it after the commit of the
 event. The router produces the changelog record with the routed records
@@ -74,10 +79,11 @@ DEFAULT_STORE = "memory://"
 DEDUPE_TABLE = "dedupe"
 AGENT_NAME = "route"
 COUNTS_LOG_INTERVAL_SECONDS = 60.0
-# Routed records become visible only when their transaction commits, so
-# waiting this long to fill batches adds little to the visible delay. On a
-# 2-vCPU machine that also ran the broker, it raised the throughput from
-# 2,000-2,600 to 4,100-4,700 events/s compared with 2 ms.
+# Routed records become visible only when their transaction commits, every
+# 100 ms by default, so waiting this long to fill batches adds little to the
+# visible delay. On a 2-vCPU machine that also ran the broker, it raised the
+# throughput from 2,000-2,600 to 4,100-4,700 events/s compared with 2 ms,
+# measured with one commit per second.
 PRODUCER_LINGER_MS = 20
 # Seconds without heartbeat after which the broker evicts a worker from the
 # consumer group. After a crash, the partitions of the dead worker resume
@@ -160,6 +166,46 @@ class RouterApp(faust.App):
         consumer.commit = commit_between_events  # type: ignore[method-assign]
         _read_highwaters_from_broker(consumer)
         return consumer
+
+    def _new_producer(self) -> Any:
+        producer = super()._new_producer()
+        _commit_transactions_concurrently(producer)
+        return producer
+
+
+def _commit_transactions_concurrently(producer: Any) -> None:
+    """Make the producer commit the transactions of all partitions at the same time.
+
+    faust-streaming 0.15.3 commits them in sequence, and each commit waits for
+    several broker round trips (offsets to the transaction, offsets to the
+    group, end of transaction). The per-partition steps are those of Faust's
+    `Producer.commit_transactions`, under the same per-transaction lock.
+    """
+
+    async def commit_one(
+        transactional_id: str, offsets: Any, group_id: str, start_new_transaction: bool
+    ) -> None:
+        async with producer._trn_locks[transactional_id]:
+            transaction_producer = producer._transaction_producers.get(transactional_id)
+            if transaction_producer is None:
+                logger.warning("Commit for unknown transaction %s skipped", transactional_id)
+                return
+            await transaction_producer.send_offsets_to_transaction(offsets, group_id)
+            await transaction_producer.commit_transaction()
+            if start_new_transaction:
+                await transaction_producer.begin_transaction()
+
+    async def commit_transactions(
+        tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
+    ) -> None:
+        await asyncio.gather(
+            *(
+                commit_one(transactional_id, offsets, group_id, start_new_transaction)
+                for transactional_id, offsets in tid_to_offset_map.items()
+            )
+        )
+
+    producer.commit_transactions = commit_transactions
 
 
 def _read_highwaters_from_broker(consumer: Any) -> None:
