@@ -20,8 +20,7 @@ from litestar import Litestar, Request, get, post
 from litestar.params import FromPath
 
 from hookline.config import load_config
-from ingest.app import create_app
-from ingest.server import LOG_FORMAT
+from ingest.server import LOG_FORMAT, serving_app
 
 FACTORIES = {
     "bare": "bench.apps:create_bare_app",
@@ -48,8 +47,8 @@ def create_bare_app() -> Litestar:
 
 
 def create_hookline_app() -> Litestar:
-    """Build Hookline's ingest application for the config in $HOOKLINE_CONFIG."""
-    return create_app(load_config())
+    """Build the ingest application for $HOOKLINE_CONFIG as `hookline ingest` serves it."""
+    return serving_app(load_config())
 
 
 def serve(app: str, host: str, port: int, workers: int) -> None:

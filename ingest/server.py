@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import sys
 
@@ -65,6 +66,29 @@ def server_config(
     )
 
 
+def freeze_startup_objects() -> None:
+    """Exclude every object that exists now from later garbage collections.
+
+    After start-up the process holds tens of thousands of long-lived objects
+    (modules, the application, the Kafka client). A full collection walks
+    all of them and pauses the event loop for tens of milliseconds, which
+    showed as a p99 latency several times the p50 under load. Frozen objects
+    are never collected; objects created after the freeze still are.
+    """
+    gc.collect()
+    gc.freeze()
+    logging.getLogger(__name__).info(
+        "froze %d start-up objects for the collector", gc.get_freeze_count()
+    )
+
+
+def serving_app(config: HooklineConfig) -> Litestar:
+    """Return the ingest application as `run` serves it: `create_app` plus the start-up freeze."""
+    app = create_app(config)
+    app.on_startup.append(freeze_startup_objects)
+    return app
+
+
 def run(config: HooklineConfig, host: str | None = None, port: int | None = None) -> None:
     """Serve ingest until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -79,7 +103,7 @@ def run(config: HooklineConfig, host: str | None = None, port: int | None = None
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
-    server = uvicorn.Server(server_config(config, create_app(config), host, port))
+    server = uvicorn.Server(server_config(config, serving_app(config), host, port))
     # uvicorn re-raises a captured SIGINT after its graceful shutdown.
     with contextlib.suppress(KeyboardInterrupt):
         server.run()

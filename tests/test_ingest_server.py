@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,14 @@ def test_server_responds_without_broker(server):
     assert ready.status_code == 503
     assert webhook.status_code == 503
     assert webhook.headers["retry-after"] == "3"
+
+
+def test_server_freezes_startup_objects(server, tmp_path):
+    log = (tmp_path / "ingest.log").read_text()
+
+    frozen = re.search(r"froze (\d+) start-up objects", log)
+    assert frozen is not None, log
+    assert int(frozen.group(1)) > 1000
 
 
 def test_server_rejects_chunked_body_over_limit(server):
