@@ -69,7 +69,7 @@ class IngestMetrics:
         self._produce_histograms: dict[str, Any] = {}
 
     def count_request(self, source: str, status: int) -> None:
-        """Count one request of SOURCE answered with STATUS."""
+        """Count one request of SOURCE whose response had STATUS."""
         counter = self._request_counters.get((source, status))
         if counter is None:
             counter = self.requests.labels(source, str(status))

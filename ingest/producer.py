@@ -41,10 +41,10 @@ PRODUCER_STATE_ERRORS = (
     ProducerFenced,
 )
 
-# Bytes per partition batch. aiokafka's default of 16 KiB holds about nine
+# Bytes per partition batch. aiokafka's default of 16 KiB fits about nine
 # records of a 1 KB webhook, and a send to a full batch waits until the
-# in-flight request returns. 256 KiB gave 6 % more requests per second in
-# the benchmark's batch-size experiment (docs/benchmarks.md).
+# in-flight request returns. 256 KiB gave 6 % more requests per second in a
+# side-by-side run on one core of a 2-vCPU machine (docs/benchmarks.md).
 MAX_BATCH_BYTES = 256 * 1024
 
 

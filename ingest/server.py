@@ -69,7 +69,7 @@ def server_config(
 def freeze_startup_objects() -> None:
     """Exclude every object that exists now from later garbage collections.
 
-    After start-up the process holds tens of thousands of long-lived objects
+    After start-up the process has tens of thousands of long-lived objects
     (modules, the application, the Kafka client). A full collection walks
     all of them and pauses the event loop for tens of milliseconds, which
     showed as a p99 latency several times the p50 under load. Frozen objects

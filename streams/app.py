@@ -38,7 +38,7 @@ all made here:
   `_read_highwaters_from_broker` requests them from the broker instead.
 
 Faust also commits the transactions of a worker's partitions one after the
-other, and the commit barrier holds every event for the whole sequence.
+other, while the commit barrier blocks the processing of every event.
 `_commit_transactions_concurrently` commits them at the same time instead,
 which shortens that pause.
 

@@ -1,9 +1,10 @@
 """Evidence about an event that a fault scenario found missing from the routed topics.
 
 For each missing (source, event id), `trace_missing_routed` returns where its
-deliveries sit in the raw topic, what the router's deduplication changelog
-holds for its key when read with read_committed and with read_uncommitted,
-and the router log lines that mention the event id. A key present only in
+deliveries are in the raw topic and the router log lines that mention the
+event id. It also returns what the router's deduplication changelog contains
+for the event's key, read once with read_committed and once with
+read_uncommitted. A key present only in
 the read_uncommitted view was written by a transaction that never committed.
 A router that dropped the event as a repeat logged which first delivery it
 matched (see `streams.router`), so those lines tell whether that first
