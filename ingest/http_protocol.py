@@ -15,6 +15,11 @@ and could fill memory with one huge header.
 - a head size limit: more than `max_head_bytes` of request line and headers
   gets 431 and the connection is closed.
 
+Each 408 and 431 is passed to `on_head_rejected` as a `HeadRejection`, which
+ingest records on the rejected topic like its other rejections. An idle
+connection closed without a response is not a rejected request and is not
+passed on.
+
 The body has its own deadline in the receiver (`IngestConfig.body_read_timeout_seconds`).
 
 NOTE: this subclass overrides callbacks of `uvicorn.protocols.http.httptools_impl`,
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,6 +41,26 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_HEAD_BYTES = 64 * 1024
+# Characters of the request path kept in a `HeadRejection`. A path can be as
+# long as the whole head limit.
+MAX_REJECTED_PATH_CHARS = 256
+HEAD_TIMEOUT_REASON = "request_head_timeout"
+HEAD_TOO_LARGE_REASON = "request_head_too_large"
+
+
+@dataclass(frozen=True)
+class HeadRejection:
+    """A request rejected before the application saw it, because of its head."""
+
+    status: int
+    reason: str
+    # The request path without the query, as much of it as arrived ("" when
+    # none did), cut to MAX_REJECTED_PATH_CHARS.
+    path: str
+    remote_addr: str
+
+
+HeadRejectionHandler = Callable[[HeadRejection], None]
 
 
 def _plain_response(status_line: bytes, message: bytes) -> bytes:
@@ -67,6 +94,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     head_timeout_seconds: ClassVar[float] = DEFAULT_HEAD_TIMEOUT_SECONDS
     max_head_bytes: ClassVar[int] = DEFAULT_MAX_HEAD_BYTES
+    # Called for each 408 and 431 this class sends; None records nothing.
+    on_head_rejected: ClassVar[HeadRejectionHandler | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -93,7 +122,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._reading_head and self._head_bytes > self.max_head_bytes:
-            self._close_with(HEAD_TOO_LARGE_RESPONSE, f"head over {self.max_head_bytes} bytes")
+            self._reject_head(431, HEAD_TOO_LARGE_REASON, HEAD_TOO_LARGE_RESPONSE)
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
@@ -111,7 +140,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:
-            self._close_with(HEAD_TOO_LARGE_RESPONSE, f"head over {self.max_head_bytes} bytes")
+            self._reject_head(431, HEAD_TOO_LARGE_REASON, HEAD_TOO_LARGE_RESPONSE)
             return
         super().send_400_response(msg)
 
@@ -142,9 +171,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._reading_head and self._head_bytes > 0:
-            self._close_with(HEAD_TIMEOUT_RESPONSE, "request head not complete in time")
+            self._reject_head(408, HEAD_TIMEOUT_REASON, HEAD_TIMEOUT_RESPONSE)
             return
         self.transport.close()
+
+    def _reject_head(self, status: int, reason: str, response: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self._close_with(response, reason)
+        handler = self.on_head_rejected
+        if handler is None:
+            return
+        # uvicorn keeps the request target received so far in `url`.
+        target = bytes(getattr(self, "url", b"") or b"")
+        path = target.partition(b"?")[0][:MAX_REJECTED_PATH_CHARS].decode("latin-1")
+        remote_addr = str(self.client[0]) if self.client else ""
+        try:
+            handler(HeadRejection(status, reason, path, remote_addr))
+        except Exception:
+            # The response is already sent; a failed record must not break the server.
+            logger.exception("recording a %d %s rejection failed", status, reason)
 
     def _close_with(self, response: bytes, cause: str) -> None:
         if self.transport.is_closing():
@@ -159,8 +205,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 def bounded_protocol(
     head_timeout_seconds: float = DEFAULT_HEAD_TIMEOUT_SECONDS,
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
+    on_head_rejected: HeadRejectionHandler | None = None,
 ) -> type[BoundedHttpToolsProtocol]:
     """Return a `BoundedHttpToolsProtocol` subclass with these limits, for uvicorn's `http`.
+
+    ON_HEAD_REJECTED gets each 408 and 431 that the protocol sends.
 
     Raises:
         ValueError: when a limit is not positive.
@@ -170,5 +219,10 @@ def bounded_protocol(
             f"head timeout {head_timeout_seconds} s and head limit {max_head_bytes} bytes "
             "must both be positive"
         )
-    attributes = {"head_timeout_seconds": head_timeout_seconds, "max_head_bytes": max_head_bytes}
+    attributes: dict[str, Any] = {
+        "head_timeout_seconds": head_timeout_seconds,
+        "max_head_bytes": max_head_bytes,
+        # staticmethod, so the handler is not bound to the protocol instance.
+        "on_head_rejected": staticmethod(on_head_rejected) if on_head_rejected else None,
+    }
     return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), attributes)

@@ -29,7 +29,9 @@ the first status that applies:
 - 200: the broker acknowledged the record.
 
 Every rejection except the 404 and the Content-Length or disconnect 400 is
-also recorded on the rejected topic. Responses that leave part of the body
+also recorded on the rejected topic. So are the 408 and 431 that the HTTP
+protocol sends for a request head that is too slow or too large
+(`record_head_rejection`). Responses that leave part of the body
 unread (408, 413) close the connection.
 """
 
@@ -46,7 +48,7 @@ from litestar import Request, Response
 
 from hookline.config import HooklineConfig, SourceConfig
 from hookline.errors import BrokerUnavailableError, ConfigError, VerificationError
-from hookline.records import Delivery
+from hookline.records import Delivery, new_receipt_id
 from ingest.allowlist import NetworkAllowlist
 from ingest.body import (
     BodyTooLargeError,
@@ -57,6 +59,7 @@ from ingest.body import (
     parse_content_length,
     read_body,
 )
+from ingest.http_protocol import HeadRejection
 from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics
 from ingest.producer import RecordProducer
 from ingest.ratelimit import RateLimitedLogger
@@ -74,6 +77,8 @@ from ingest.token_bucket import TokenBucket, retry_after_seconds, source_bucket
 
 logger = logging.getLogger(__name__)
 
+# Path of the webhook route before the source name, as `ingest.app` routes it.
+WEBHOOK_PATH_PREFIX = "/webhooks/"
 # Sent with responses after which the rest of the request body is not read, so
 # the client stops sending it and the connection is not reused.
 CLOSE_CONNECTION = {"Connection": "close"}
@@ -204,6 +209,37 @@ class WebhookReceiver:
 
         response = await self._receive_for_source(request, source)
         return self._count(source.name, response)
+
+    def record_head_rejection(self, rejection: HeadRejection) -> None:
+        """Record a request that the HTTP protocol rejected for its head, before routing.
+
+        The source is the configured one that the path names, else
+        `UNKNOWN_SOURCE`. The record has no body and no headers, because the
+        head was incomplete or over its size limit.
+        """
+        prefix, _, name = rejection.path.partition(WEBHOOK_PATH_PREFIX)
+        source = name if not prefix and name in self.config.sources else UNKNOWN_SOURCE
+        delivery = Delivery(
+            receipt_id=new_receipt_id(),
+            source=source,
+            received_at=datetime.fromtimestamp(self.clock(), UTC),
+            body=b"",
+            remote_addr=rejection.remote_addr,
+            status=rejection.status,
+            reason=rejection.reason,
+        )
+        self.rejections.record(delivery)
+        self.metrics.rejections.labels(source, rejection.reason).inc()
+        self.metrics.count_request(source, rejection.status)
+        self._rejection_log.warning(
+            (source, rejection.reason),
+            "rejected request for source %s from %s with %d %s (receipt %s)",
+            source,
+            rejection.remote_addr or "unknown address",
+            rejection.status,
+            rejection.reason,
+            delivery.receipt_id,
+        )
 
     async def _receive_for_source(self, request: Request, source: SourceConfig) -> Response:
         raw_headers = request_headers(request)

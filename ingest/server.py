@@ -39,7 +39,8 @@ def server_config(
 
     One worker with uvloop and the httptools parser bounded by the `[ingest]`
     head timeout and head size, and no access log, because every webhook is
-    recorded in Kafka and counted in the metrics.
+    recorded in Kafka and counted in the metrics. Requests rejected for their
+    head are recorded through the app's receiver.
 
     Args:
         config: The deployment config.
@@ -52,12 +53,19 @@ def server_config(
     """
     ingest = config.ingest
     _check_limits(ingest)
+    # Apps from `create_app` have a receiver, which records head rejections too.
+    receiver = getattr(app.state, "receiver", None)
+    protocol = bounded_protocol(
+        ingest.request_head_timeout_seconds,
+        ingest.max_request_head_bytes,
+        on_head_rejected=receiver.record_head_rejection if receiver is not None else None,
+    )
     return uvicorn.Config(
         app,
         host=host if host is not None else ingest.host,
         port=port if port is not None else ingest.port,
         loop="uvloop",
-        http=bounded_protocol(ingest.request_head_timeout_seconds, ingest.max_request_head_bytes),
+        http=protocol,
         workers=1,
         access_log=False,
         log_config=None,

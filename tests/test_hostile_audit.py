@@ -3,8 +3,8 @@
 ingest (`hookline ingest`) and the audit sink (`hookline sink`) run as child
 processes on the session's Kafka broker, with topics, tables, consumer group
 and chDB folder of this test. Requests rejected with 400, 401, 403, 408, replayed copies (200),
-413, 415 and 429 must each become one row with status, reason, source, client
-address and the body cut to `ingest.rejected_body_max_bytes`.
+413, 415, 429, and 408 or 431 for the request head must each become one row with status,
+reason, source, client address and the body cut to `ingest.rejected_body_max_bytes`.
 """
 
 from __future__ import annotations
@@ -35,12 +35,16 @@ pytestmark = pytest.mark.integration
 
 REJECTED_BODY_MAX_BYTES = 64
 BODY_LIMIT = 2048
+MAX_HEAD_BYTES = 8 * 1024
 
 
 def make_raw_config(broker: LocalBroker, folder: Any) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:10]
     raw = repository_config(
-        rejected_body_max_bytes=REJECTED_BODY_MAX_BYTES, body_read_timeout_seconds=1.0
+        rejected_body_max_bytes=REJECTED_BODY_MAX_BYTES,
+        body_read_timeout_seconds=1.0,
+        request_head_timeout_seconds=1.0,
+        max_request_head_bytes=MAX_HEAD_BYTES,
     )
     raw["kafka"].update(
         {
@@ -134,6 +138,20 @@ def send_rejections(pipeline: Pipeline) -> dict[str, bytes]:
         response = read_response(sock)
     assert response is not None and response.status == 408
     sent["body_read_timeout"] = b""
+
+    with socket.create_connection((HOST, config.ingest.port), timeout=30.0) as sock:
+        sock.sendall(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\n")
+        response = read_response(sock)
+    assert response is not None and response.status == 408
+    sent["request_head_timeout"] = b""
+
+    flood = [(f"X-Flood-{index}", "v" * 100) for index in range(MAX_HEAD_BYTES // 50)]
+    with socket.create_connection((HOST, config.ingest.port), timeout=30.0) as sock:
+        sock.sendall(build_request("POST", "/webhooks/stripe", flood))
+        response = read_response(sock)
+    # The server may close before the client has read the 431.
+    assert response is None or response.status == 431
+    sent["request_head_too_large"] = b""
     return sent
 
 
@@ -146,6 +164,8 @@ EXPECTED = {
     "replayed_request": (200, "stripe"),
     "duplicate_header": (400, "stripe"),
     "body_read_timeout": (408, "stripe"),
+    "request_head_timeout": (408, "stripe"),
+    "request_head_too_large": (431, "stripe"),
 }
 
 
