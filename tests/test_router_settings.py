@@ -1,11 +1,15 @@
-"""Unit tests of the router's commit interval setting: parsing and the Faust setting it feeds."""
+"""Unit tests of the router's commits: the interval setting and concurrent transaction commits."""
 
 from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from hookline.config import ConfigError, parse_config
-from streams.app import _app_settings
+from streams.app import _app_settings, _commit_transactions_concurrently
 
 
 def test_commit_interval_default_reaches_faust():
@@ -26,3 +30,83 @@ def test_commit_interval_from_config():
 def test_commit_interval_invalid(value):
     with pytest.raises(ConfigError, match="router.commit_interval_seconds"):
         parse_config({"router": {"commit_interval_seconds": value}})
+
+
+class FakeTransactionProducer:
+    """Records the transaction calls of one transactional id. Each commit waits for RELEASE."""
+
+    def __init__(self, name: str, started: list[str], release: asyncio.Event) -> None:
+        self.name = name
+        self.started = started
+        self.release = release
+        self.calls: list[tuple[str, Any]] = []
+
+    async def send_offsets_to_transaction(self, offsets: Any, group_id: str) -> None:
+        self.calls.append(("offsets", (offsets, group_id)))
+
+    async def commit_transaction(self) -> None:
+        self.started.append(self.name)
+        await self.release.wait()
+        self.calls.append(("commit", None))
+
+    async def begin_transaction(self) -> None:
+        self.calls.append(("begin", None))
+
+
+def fake_producer(names: list[str], started: list[str], release: asyncio.Event) -> Any:
+    producer = SimpleNamespace(
+        _trn_locks={name: asyncio.Lock() for name in names},
+        _transaction_producers={
+            name: FakeTransactionProducer(name, started, release) for name in names
+        },
+    )
+    _commit_transactions_concurrently(producer)
+    return producer
+
+
+async def test_commits_run_concurrently():
+    started: list[str] = []
+    release = asyncio.Event()
+    producer = fake_producer(["app-0-0", "app-0-1"], started, release)
+    offsets = {"app-0-0": {"tp0": 5}, "app-0-1": {"tp1": 7}}
+
+    commit = asyncio.create_task(producer.commit_transactions(offsets, "app"))
+    for _ in range(100):
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0)
+    # Both commits began before either was allowed to finish.
+    assert sorted(started) == ["app-0-0", "app-0-1"]
+    release.set()
+    await commit
+
+    for name, expected in offsets.items():
+        calls = producer._transaction_producers[name].calls
+        assert calls == [("offsets", (expected, "app")), ("commit", None), ("begin", None)]
+
+
+async def test_commit_without_new_transaction():
+    release = asyncio.Event()
+    release.set()
+    producer = fake_producer(["app-0-0"], [], release)
+
+    await producer.commit_transactions({"app-0-0": {"tp0": 1}}, "app", start_new_transaction=False)
+
+    calls = producer._transaction_producers["app-0-0"].calls
+    assert [name for name, _ in calls] == ["offsets", "commit"]
+
+
+async def test_commit_unknown_transaction_skipped(caplog):
+    release = asyncio.Event()
+    release.set()
+    producer = fake_producer(["app-0-0"], [], release)
+    producer._trn_locks["app-0-9"] = asyncio.Lock()
+
+    await producer.commit_transactions({"app-0-0": {"tp0": 1}, "app-0-9": {"tp9": 2}}, "app")
+
+    assert [name for name, _ in producer._transaction_producers["app-0-0"].calls] == [
+        "offsets",
+        "commit",
+        "begin",
+    ]
+    assert "Commit for unknown transaction app-0-9 skipped" in caplog.text
