@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hookline.config import ConfigError, parse_config
-from streams.app import _app_settings, _commit_transactions_concurrently
+from streams.app import _app_settings, _commit_transactions_concurrently, _log_offset_gaps
 
 
 def test_commit_interval_default_reaches_faust():
@@ -110,3 +110,19 @@ async def test_commit_unknown_transaction_skipped(caplog):
         "begin",
     ]
     assert "Commit for unknown transaction app-0-9 skipped" in caplog.text
+
+
+async def test_offset_gap_logged_and_kept(caplog):
+    added: list[tuple[Any, int, int]] = []
+
+    async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+        added.append((tp, offset_from, offset_to))
+
+    consumer = SimpleNamespace(_add_gap=add_gap)
+    _log_offset_gaps(consumer)
+    tp = SimpleNamespace(topic="webhooks.raw", partition=3)
+
+    await consumer._add_gap(tp, 186, 187)
+
+    assert added == [(tp, 186, 187)]
+    assert "skipped offsets 186 to 186 of webhooks.raw[3]" in caplog.text
