@@ -11,7 +11,7 @@ same rounds as the ingest stage.
     python -m bench.run --stages baseline --baseline-ref 67fb3be
 
 A baseline whose dependencies differ from this checkout's `requirements.lock` is not
-comparable this way; the stage does not check that.
+comparable this way, and the stage does not check that.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ BASELINE = "hookline-baseline"
 
 
 def extract_revision(ref: str, folder: Path) -> str:
-    """Write the tree of git revision REF into FOLDER; return its full commit id.
+    """Write the tree of git revision REF into FOLDER and return its full commit id.
 
     Raises:
         subprocess.CalledProcessError: REF names no commit of this repository.

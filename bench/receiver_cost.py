@@ -80,7 +80,10 @@ async def measure(requests: int, passes: int) -> list[float]:
         for request in stored[:WARM_UP_REQUESTS]:
             response = await receiver.receive(request, "stripe")  # type: ignore[arg-type]
             if response.status_code != 200:
-                raise RuntimeError(f"warm-up request got {response.status_code}")
+                raise RuntimeError(
+                    f"warm-up request failed with status {response.status_code}; "
+                    "check the stripe source in config/hookline.toml"
+                )
         statuses = []
         started = time.process_time()
         for request in stored[WARM_UP_REQUESTS:]:
@@ -89,7 +92,7 @@ async def measure(requests: int, passes: int) -> list[float]:
         results.append((time.process_time() - started) / requests * 1e6)
         # A rejected request takes a shorter path, so only an all-200 pass is a valid result.
         if set(statuses) != {200}:
-            raise RuntimeError(f"requests got statuses {sorted(set(statuses))}, not only 200")
+            raise RuntimeError(f"expected only status 200, got {sorted(set(statuses))}")
     return results
 
 

@@ -94,7 +94,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     head_timeout_seconds: ClassVar[float] = DEFAULT_HEAD_TIMEOUT_SECONDS
     max_head_bytes: ClassVar[int] = DEFAULT_MAX_HEAD_BYTES
-    # Called for each 408 and 431 this class sends; None records nothing.
+    # Called for each 408 and 431 this class sends. With None, nothing is recorded.
     on_head_rejected: ClassVar[HeadRejectionHandler | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
