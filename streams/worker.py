@@ -10,6 +10,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -30,7 +31,9 @@ def run(config: HooklineConfig, *, store: str | None = None) -> None:
     """
     app = create_app(config, store=store)
     config.router.data_dir.mkdir(parents=True, exist_ok=True)
-    worker = faust.Worker(app, loglevel="INFO", redirect_stdouts=False)
+    worker = faust.Worker(
+        app, loglevel="INFO", redirect_stdouts=False, logging_config=_debug_logging_config()
+    )
     logger.info("Starting router %s on %s", config.router.app_id, config.kafka.bootstrap_servers)
     try:
         worker.execute_from_commandline()
@@ -38,6 +41,23 @@ def run(config: HooklineConfig, *, store: str | None = None) -> None:
         if exit_.code not in (None, 0):
             raise
     logger.info("Router %s stopped", config.router.app_id)
+
+
+def _debug_logging_config() -> dict[str, Any] | None:
+    """Return a mode logging config that lets DEBUG records through to the log.
+
+    The worker replaces the root handler with one at its own level, INFO,
+    which drops the records of loggers that $HOOKLINE_DEBUG_LOGGERS set to
+    DEBUG before. Their levels survive, so only the handler needs the lower
+    level. Returns None when no logger is at DEBUG.
+    """
+    loggers = logging.Logger.manager.loggerDict.values()
+    if not any(
+        isinstance(item, logging.Logger) and item.level == logging.DEBUG for item in loggers
+    ):
+        return None
+    handler = {"level": "DEBUG", "class": "colorlog.StreamHandler", "formatter": "colored"}
+    return {"merge": True, "handlers": {"default": handler}}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
