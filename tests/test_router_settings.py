@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -112,17 +112,40 @@ async def test_commit_unknown_transaction_skipped(caplog):
     assert "Commit for unknown transaction app-0-9 skipped" in caplog.text
 
 
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
 async def test_offset_gap_logged_and_kept(caplog):
     added: list[tuple[Any, int, int]] = []
 
     async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
         added.append((tp, offset_from, offset_to))
 
-    consumer = SimpleNamespace(_add_gap=add_gap)
+    consumer = SimpleNamespace(_add_gap=add_gap, _acked_index={}, _committed_offset={})
     _log_offset_gaps(consumer)
-    tp = SimpleNamespace(topic="webhooks.raw", partition=3)
+    tp = TP("webhooks.raw", 3)
 
     await consumer._add_gap(tp, 186, 187)
 
     assert added == [(tp, 186, 187)]
     assert "skipped offsets 186 to 186 of webhooks.raw[3]" in caplog.text
+    assert "may commit past 1 of them" in caplog.text
+
+
+async def test_offset_gap_of_acked_offsets_not_warned(caplog):
+    async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+        pass
+
+    tp = TP("webhooks.raw", 2)
+    consumer = SimpleNamespace(
+        _add_gap=add_gap, _acked_index={tp: {206, 207, 208}}, _committed_offset={tp: 205}
+    )
+    _log_offset_gaps(consumer)
+
+    with caplog.at_level("INFO", logger="streams.app"):
+        await consumer._add_gap(tp, 206, 209)
+
+    assert "takes them as a gap" not in caplog.text
+    assert "which the router has processed already" in caplog.text
