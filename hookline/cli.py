@@ -25,6 +25,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr
     )
+    if not verbose:
+        # httpx logs every request of send-sample and query at INFO, which
+        # repeats the line those commands print themselves.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in os.environ.get(DEBUG_LOGGERS_ENV, "").split(","):
         if name.strip():
             logging.getLogger(name.strip()).setLevel(logging.DEBUG)
