@@ -67,7 +67,7 @@ from hookline.config import HooklineConfig
 from streams import topics
 from streams.dedupe import Deduplicator
 from streams.envelope import OutboundRecord
-from streams.offset_guard import OffsetGuard, guard_offsets
+from streams.offset_guard import OffsetGuard, guard_offsets, unprocessed_offsets
 from streams.router import Router
 from streams.rules import load_rules
 
@@ -199,12 +199,8 @@ def _log_offset_gaps(consumer: Any) -> None:
     async def add_gap_logged(tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust's range includes OFFSET_TO, the record it is about to process.
         acked = consumer._acked_index.get(tp, ())
-        committed = consumer._committed_offset.get(tp) or 0
-        unprocessed = [
-            offset
-            for offset in range(max(offset_from, committed), offset_to)
-            if offset not in acked
-        ]
+        committed = consumer._committed_offset.get(tp)
+        unprocessed = unprocessed_offsets(offset_from, offset_to, acked, committed)
         if unprocessed:
             logger.warning(
                 "Faust skipped offsets %d to %d of %s[%d] and takes them as a gap, so it "

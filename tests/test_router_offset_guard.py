@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from streams.offset_guard import OffsetTracker, Verdict, guard_offsets
+from streams.offset_guard import OffsetTracker, Verdict, guard_offsets, unprocessed_offsets
 
 RAW = "webhooks.raw"
 
@@ -34,6 +34,12 @@ class Message:
 RAW_0 = TP(RAW, 0)
 RAW_1 = TP(RAW, 1)
 CHANGELOG_0 = TP("router-dedupe-changelog", 0)
+
+
+def test_unprocessed_offsets_skip_acked_and_committed() -> None:
+    assert unprocessed_offsets(10, 16, acked={12, 14}, committed=11) == [11, 13, 15]
+    assert unprocessed_offsets(10, 13, acked={10, 11, 12}, committed=None) == []
+    assert unprocessed_offsets(10, 13, acked=set(), committed=20) == []
 
 
 def test_tracker_delivers_consecutive_offsets() -> None:
@@ -75,7 +81,7 @@ def test_tracker_delivers_after_rewind_seek() -> None:
     stale_fetch = tracker.fetch_started()
     tracker.reset({RAW_0: 137})
     tracker.check(RAW_0, 150, stale_fetch)
-    tracker.seeked(RAW_0, 137)
+    tracker.record_seek(RAW_0, 137)
     fresh_fetch = tracker.fetch_started()
 
     verdicts = [tracker.check(RAW_0, offset, fresh_fetch) for offset in (137, 138)]
@@ -138,7 +144,7 @@ def test_tracker_retries_rewind_until_seek_succeeds() -> None:
     stale_fetch = tracker.fetch_started()
     tracker.reset({RAW_0: 20})
     tracker.check(RAW_0, 30, stale_fetch)
-    # No seeked() call: the seek back failed.
+    # No record_seek() call: the seek back failed.
     next_fetch = tracker.fetch_started()
 
     verdict = tracker.check(RAW_0, 31, next_fetch)
@@ -241,17 +247,24 @@ async def delivered_offsets(consumer: HeldFetchConsumer) -> list[tuple[TP, int]]
     return [(tp, message.offset) async for tp, message in consumer.getmany(timeout=1.0)]
 
 
-async def test_guard_drops_batch_fetched_across_seek() -> None:
-    consumer = HeldFetchConsumer({RAW_0: 137})
-    guard_offsets(consumer, RAW)
+async def deliver_across_seek(
+    consumer: HeldFetchConsumer, records: list[tuple[TP, int]]
+) -> list[tuple[TP, int]]:
+    """Fetch RECORDS, seek to committed offsets while that fetch is held, then deliver."""
     gate = asyncio.Event()
-    consumer.queue_batch([(RAW_0, 150), (RAW_0, 151), (CHANGELOG_0, 7)], gate)
-
+    consumer.queue_batch(records, gate)
     in_flight = asyncio.create_task(delivered_offsets(consumer))
     await asyncio.sleep(0)
     await consumer.perform_seek()
     gate.set()
-    delivered = await in_flight
+    return await in_flight
+
+
+async def test_guard_drops_batch_fetched_across_seek() -> None:
+    consumer = HeldFetchConsumer({RAW_0: 137})
+    guard_offsets(consumer, RAW)
+
+    delivered = await deliver_across_seek(consumer, [(RAW_0, 150), (RAW_0, 151), (CHANGELOG_0, 7)])
 
     assert delivered == [(CHANGELOG_0, 7)]
     assert consumer.seeks == [{RAW_0: 137}]
@@ -260,13 +273,8 @@ async def test_guard_drops_batch_fetched_across_seek() -> None:
 async def test_guard_delivers_refetched_records_after_rewind() -> None:
     consumer = HeldFetchConsumer({RAW_0: 137})
     guard_offsets(consumer, RAW)
-    gate = asyncio.Event()
-    consumer.queue_batch([(RAW_0, 150)], gate)
-    in_flight = asyncio.create_task(delivered_offsets(consumer))
-    await asyncio.sleep(0)
-    await consumer.perform_seek()
-    gate.set()
-    await in_flight
+
+    await deliver_across_seek(consumer, [(RAW_0, 150)])
 
     consumer.queue_batch([(RAW_0, 137), (RAW_0, 138)])
     delivered = await delivered_offsets(consumer)
@@ -293,14 +301,8 @@ async def test_guard_starts_uncommitted_partition_at_earliest() -> None:
     consumer = HeldFetchConsumer({RAW_0: None})
     consumer.earliest[RAW_0] = 4
     guard = guard_offsets(consumer, RAW)
-    gate = asyncio.Event()
-    consumer.queue_batch([(RAW_0, 101)], gate)
 
-    in_flight = asyncio.create_task(delivered_offsets(consumer))
-    await asyncio.sleep(0)
-    await consumer.perform_seek()
-    gate.set()
-    delivered = await in_flight
+    delivered = await deliver_across_seek(consumer, [(RAW_0, 101)])
 
     assert delivered == []
     assert consumer.seeks[0] == {RAW_0: 4}
@@ -336,15 +338,9 @@ async def test_guard_keeps_dropping_when_seek_fails(caplog: pytest.LogCaptureFix
     consumer = HeldFetchConsumer({RAW_0: 20})
     guard = guard_offsets(consumer, RAW)
     consumer.fail_seeks = True
-    gate = asyncio.Event()
-    consumer.queue_batch([(RAW_0, 30)], gate)
-    in_flight = asyncio.create_task(delivered_offsets(consumer))
-    await asyncio.sleep(0)
-    await consumer.perform_seek()
-    gate.set()
 
     with caplog.at_level(logging.ERROR, logger="streams.offset_guard"):
-        first = await in_flight
+        first = await deliver_across_seek(consumer, [(RAW_0, 30)])
         consumer.queue_batch([(RAW_0, 31)])
         second = await delivered_offsets(consumer)
 
@@ -369,15 +365,9 @@ async def test_guard_tracks_only_assigned_partitions() -> None:
 async def test_guard_reads_acked_offsets_from_consumer() -> None:
     consumer = HeldFetchConsumer({RAW_0: 137})
     guard_offsets(consumer, RAW)
-    gate = asyncio.Event()
-    consumer.queue_batch([(RAW_0, 140), (RAW_0, 141)], gate)
     consumer._acked_index[RAW_0] = {137, 138}
 
-    in_flight = asyncio.create_task(delivered_offsets(consumer))
-    await asyncio.sleep(0)
-    await consumer.perform_seek()
-    gate.set()
-    delivered = await in_flight
+    delivered = await deliver_across_seek(consumer, [(RAW_0, 140), (RAW_0, 141)])
 
     assert delivered == []
     assert consumer.seeks == [{RAW_0: 139}]
