@@ -95,6 +95,12 @@ PRODUCER_LINGER_MS = 20
 # consumer group. After a crash, the partitions of the dead worker resume
 # only after this time (Faust's default is 60).
 SESSION_TIMEOUT_SECONDS = 15.0
+# Max time the broker keeps a fetch of the router's consumer open while no new
+# record arrives (faust-streaming 0.15.3 sets 1.5 s). The broker processes one
+# request per connection at a time (Kafka protocol guide, "Network"), so an
+# offset request sent behind an idle fetch waited up to that long. With 1.5 s
+# each of the two offset steps of table recovery took 1.5 s on a new group.
+FETCH_MAX_WAIT_MS = 100
 # Room for the headers of a routed or dead-lettered record above the largest
 # body a source accepts, in bytes. Ingest sizes its producer the same way.
 RECORD_HEADROOM_BYTES = 256 * 1024
@@ -171,6 +177,7 @@ class RouterApp(faust.App):
                 return result
 
         consumer.commit = commit_between_events  # type: ignore[method-assign]
+        _shorten_fetch_wait(consumer, FETCH_MAX_WAIT_MS)
         _read_highwaters_from_broker(consumer)
         self.offset_guard = guard_offsets(consumer, self.hookline_config.kafka.raw_topic)
         _log_offset_gaps(consumer)
@@ -258,6 +265,20 @@ def _commit_transactions_concurrently(producer: Any) -> None:
         )
 
     producer.commit_transactions = commit_transactions
+
+
+def _shorten_fetch_wait(consumer: Any, wait_ms: int) -> None:
+    """Limit the idle fetch wait of the Kafka consumer that Faust creates to WAIT_MS."""
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def create_with_short_wait(transport: Any) -> Any:
+        kafka_consumer = create(transport)
+        # AIOKafkaConsumer hands this to its fetcher when it starts.
+        kafka_consumer._fetch_max_wait_ms = wait_ms
+        return kafka_consumer
+
+    thread._create_worker_consumer = create_with_short_wait
 
 
 def _read_highwaters_from_broker(consumer: Any) -> None:

@@ -302,8 +302,8 @@ class OffsetGuard:
             if not uncommitted:
                 return
 
-            # NOTE: on a new consumer group this made Faust's seek step take 1.5 s
-            # instead of 10 ms in the router benchmark. Where the time goes is not known.
+            # The first-offset request waits behind the consumer's open fetch,
+            # at most `streams.app.FETCH_MAX_WAIT_MS`.
             for tp in uncommitted:
                 self.tracker.hold(tp)
             starts = await self._start_offsets(uncommitted)

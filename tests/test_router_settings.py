@@ -1,4 +1,4 @@
-"""Unit tests of the router's commits: the interval setting and concurrent transaction commits."""
+"""Unit tests of the router's Kafka settings: commit interval, concurrent commits, fetch wait."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import Any, NamedTuple
 import pytest
 
 from hookline.config import ConfigError, parse_config
-from streams.app import _app_settings, _commit_transactions_concurrently, _log_offset_gaps
+from streams.app import (
+    FETCH_MAX_WAIT_MS,
+    _app_settings,
+    _commit_transactions_concurrently,
+    _log_offset_gaps,
+    create_app,
+)
 
 
 def test_commit_interval_default_reaches_faust():
@@ -30,6 +36,19 @@ def test_commit_interval_from_config():
 def test_commit_interval_invalid(value):
     with pytest.raises(ConfigError, match="router.commit_interval_seconds"):
         parse_config({"router": {"commit_interval_seconds": value}})
+
+
+async def test_worker_consumer_fetch_wait_short():
+    # With Faust's own value of 1.5 s, each offset request of table recovery
+    # waited as long, behind an idle fetch on the same connection.
+    app = create_app(parse_config({}), store="memory://")
+
+    kafka_consumer = app.consumer._thread._create_worker_consumer(app.transport)
+
+    try:
+        assert kafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+    finally:
+        await kafka_consumer.stop()
 
 
 class FakeTransactionProducer:
