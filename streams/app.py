@@ -385,6 +385,28 @@ def _process_safely(router: Router, message: Any) -> list[OutboundRecord]:
         return [*router.table_changes(), record]
 
 
+async def route_message(app: Any, router: Router, message: Any, raw_topic: str) -> None:
+    """Produce the records that ROUTER returns for one raw MESSAGE, in its partition's transaction.
+
+    APP is the `RouterApp`. The caller holds the commit barrier. When producing
+    fails after some of the records were sent, the app stops committing,
+    because the open transaction contains only part of the event. The error
+    is raised either way.
+    """
+    produced = 0
+    try:
+        for record in _process_safely(router, message):
+            await produce(app, record, raw_topic, message.partition)
+            produced += 1
+    except BaseException as error:
+        if produced:
+            app.stop_commits(
+                f"producing for {message.topic}[{message.partition}]"
+                f"@{message.offset} failed after {produced} record(s): {error!r}"
+            )
+        raise
+
+
 def create_app(config: HooklineConfig, *, store: str | None = None) -> faust.App:
     """Build the router's Faust app for CONFIG.
 
@@ -428,20 +450,8 @@ def create_app(config: HooklineConfig, *, store: str | None = None) -> faust.App
     @app.agent(raw_topic, name=AGENT_NAME)
     async def route(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = event.message
             async with app.commit_barrier:
-                produced = 0
-                try:
-                    for record in _process_safely(router, message):
-                        await produce(app, record, raw_topic_name, message.partition)
-                        produced += 1
-                except BaseException as error:
-                    if produced:
-                        app.stop_commits(
-                            f"producing for {message.topic}[{message.partition}]"
-                            f"@{message.offset} failed after {produced} record(s): {error!r}"
-                        )
-                    raise
+                await route_message(app, router, event.message, raw_topic_name)
                 # Acknowledge before releasing the barrier, so a commit
                 # includes the event's offset if and only if it includes
                 # the event's records.
