@@ -345,21 +345,31 @@ def _app_settings(config: HooklineConfig, store: str) -> dict[str, Any]:
     return settings
 
 
-async def produce(app: faust.App, record: OutboundRecord, raw_topic: str, partition: int) -> None:
-    """Produce RECORD in the transaction of raw PARTITION.
+def transactional_id(app: faust.App, raw_topic: str, partition: int) -> str | None:
+    """Return the id of the transactional producer of raw PARTITION.
 
-    Outside a Faust worker (`app.in_transaction` false) the record is sent
-    without a transaction and this waits until the broker acknowledges it.
+    Returns None outside a Faust worker (`app.in_transaction` false), where
+    records are sent without a transaction.
     """
-    producer = app.producer
     if not app.in_transaction:
+        return None
+    group = app.assignor.group_for_topic(raw_topic)
+    return f"{app.conf.id}-{group}-{partition}"
+
+
+async def produce(producer: Any, record: OutboundRecord, transaction_id: str | None) -> None:
+    """Produce RECORD with the Faust PRODUCER in the transaction TRANSACTION_ID.
+
+    Without a transaction id the record is sent without a transaction and this
+    waits until the broker acknowledges it.
+    """
+    if transaction_id is None:
         pending = await producer.send(
             record.topic, record.key, record.value, record.partition, None, record.headers
         )
         await pending
         return
 
-    group = app.assignor.group_for_topic(raw_topic)
     await producer.send(
         record.topic,
         record.key,
@@ -367,12 +377,12 @@ async def produce(app: faust.App, record: OutboundRecord, raw_topic: str, partit
         record.partition,
         None,
         record.headers,
-        transactional_id=f"{app.conf.id}-{group}-{partition}",
+        transactional_id=transaction_id,
     )
 
 
 def _process_safely(router: Router, message: Any) -> list[OutboundRecord]:
-    headers = list(message.headers or [])
+    headers = message.headers or ()
     try:
         return router.process(message.key, message.value, headers, message.partition)
     except Exception as error:
@@ -393,10 +403,12 @@ async def route_message(app: Any, router: Router, message: Any, raw_topic: str) 
     because the open transaction contains only part of the event. The error
     is raised either way.
     """
+    producer = app.producer
+    transaction_id = transactional_id(app, raw_topic, message.partition)
     produced = 0
     try:
         for record in _process_safely(router, message):
-            await produce(app, record, raw_topic, message.partition)
+            await produce(producer, record, transaction_id)
             produced += 1
     except BaseException as error:
         if produced:

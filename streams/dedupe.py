@@ -45,13 +45,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+
+import msgspec
 
 from streams.envelope import RawEvent
 
 
-@dataclass(frozen=True)
-class SeenEntry:
+class SeenEntry(msgspec.Struct, frozen=True):
     """Table value: when the first delivery was received and its raw partition."""
 
     first_received: float
@@ -72,8 +72,7 @@ class SeenEntry:
         return cls(first_received=float(seconds), partition=int(partition))
 
 
-@dataclass(frozen=True)
-class TableChange:
+class TableChange(msgspec.Struct, frozen=True):
     """A write (VALUE set) or delete (VALUE None) of KEY in table partition PARTITION."""
 
     key: bytes
@@ -154,7 +153,7 @@ class Deduplicator:
         order = self._order.get(partition)
         if order is not None:
             # The time as stored (microseconds), so `sweep` can compare it exactly.
-            order.append((SeenEntry.decode(value).first_received, key))
+            order.append((float(value.partition(b":")[0]), key))
         return False
 
     def first_delivery(self, event: RawEvent) -> SeenEntry | None:

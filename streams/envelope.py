@@ -22,9 +22,11 @@ each routed topic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 from hookline import records
 from hookline.config import SOURCE_NAME_PATTERN
@@ -44,6 +46,29 @@ DLQ_REASON = "hookline_dlq_reason"
 
 Headers = list[tuple[str, bytes]]
 
+HEADER_PREFIX = "hookline-"
+# The `hookline-*` headers that the router reads. The others are only checked
+# to be UTF-8.
+ROUTER_HEADERS = frozenset(
+    {
+        records.RECEIPT_ID,
+        records.SOURCE,
+        records.RECEIVED_AT,
+        records.CONTENT_TYPE,
+        records.EVENT_ID,
+        records.EVENT_TYPE,
+        records.ENTITY_KEY,
+    }
+)
+SPEC_VERSION_HEADER = (CE_SPECVERSION, SPEC_VERSION.encode())
+# Receive times in the form that `records.format_time` writes. Such a text
+# equals the formatted parse of itself, so it becomes `ce_time` unchanged and
+# the router skips formatting. Python 3.11 also parses other forms (a space
+# for "T", 7 fraction digits, no dashes), which must be formatted.
+CANONICAL_TIME_PATTERN = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
+
 
 class InvalidRecordError(ValueError):
     """A raw record lacks a header the router needs, or the header is malformed.
@@ -56,9 +81,12 @@ class InvalidRecordError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class RawEvent:
-    """The parts of a `webhooks.raw` record that the router uses."""
+class RawEvent(msgspec.Struct, frozen=True):
+    """The parts of a `webhooks.raw` record that the router uses.
+
+    `received_at_text` is `records.format_time(received_at)` when the header
+    already had that form, else empty.
+    """
 
     key: bytes | None
     value: bytes
@@ -69,6 +97,7 @@ class RawEvent:
     event_id: str | None
     event_type: str | None
     entity_key: str | None = None
+    received_at_text: str = ""
 
     @property
     def routed_key(self) -> bytes | None:
@@ -81,8 +110,7 @@ class RawEvent:
         return self.event_id or self.receipt_id
 
 
-@dataclass(frozen=True)
-class OutboundRecord:
+class OutboundRecord(msgspec.Struct, frozen=True):
     """A record the router produces: routed, unrouted, dead-lettered or a table change.
 
     PARTITION None lets the producer's partitioner choose from the key.
@@ -96,14 +124,17 @@ class OutboundRecord:
 
 
 def _decode_headers(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    """Decode the router's headers (the last of each name) and check that the rest are UTF-8."""
     decoded: dict[str, str] = {}
-    for name, raw in headers:
-        if not name.startswith("hookline-"):
-            continue
-        try:
-            decoded[name] = (raw or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidRecordError(f"header {name} is not valid UTF-8") from None
+    name = ""
+    try:
+        for name, raw in headers:
+            if name in ROUTER_HEADERS:
+                decoded[name] = (raw or b"").decode("utf-8")
+            elif raw and not raw.isascii() and name.startswith(HEADER_PREFIX):
+                raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRecordError(f"header {name} is not valid UTF-8") from None
     return decoded
 
 
@@ -146,6 +177,7 @@ def parse_raw_record(
         raise InvalidRecordError(
             f"header {records.RECEIVED_AT} {received_text!r} has no UTC offset"
         )
+    canonical = CANONICAL_TIME_PATTERN.fullmatch(received_text) is not None
 
     return RawEvent(
         key=key,
@@ -157,6 +189,7 @@ def parse_raw_record(
         event_id=found.get(records.EVENT_ID) or None,
         event_type=found.get(records.EVENT_TYPE) or None,
         entity_key=found.get(records.ENTITY_KEY) or None,
+        received_at_text=received_text if canonical else "",
     )
 
 
@@ -168,12 +201,13 @@ def cloudevent_headers(event: RawEvent) -> Headers:
     if not event.event_type:
         raise ValueError(f"event {event.receipt_id} has no type, so it is not a CloudEvent")
 
+    time_text = event.received_at_text or records.format_time(event.received_at)
     headers: Headers = [
-        (CE_SPECVERSION, SPEC_VERSION.encode()),
+        SPEC_VERSION_HEADER,
         (CE_ID, event.cloudevent_id.encode()),
         (CE_SOURCE, f"{SOURCE_URI_PREFIX}{event.source}".encode()),
         (CE_TYPE, event.event_type.encode()),
-        (CE_TIME, records.format_time(event.received_at).encode()),
+        (CE_TIME, time_text.encode()),
     ]
     if event.entity_key:
         headers.append((CE_SUBJECT, event.entity_key.encode()))

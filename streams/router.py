@@ -107,7 +107,11 @@ class Router:
         """
         self.deduplicator.maybe_sweep(partition)
         outbound = self._decide(key, value, headers, partition)
-        return self.table_changes() + outbound
+        changes = self.table_changes()
+        if not changes:
+            return outbound
+        changes.extend(outbound)
+        return changes
 
     def table_changes(self) -> list[OutboundRecord]:
         """Return the pending deduplication table changes as changelog records."""
@@ -152,8 +156,9 @@ class Router:
 
         self.counts.routed += 1
         ce_headers = cloudevent_headers(event)
+        routed_key = event.routed_key
         return [
-            OutboundRecord(topic, event.routed_key, event.value, ce_headers)
+            OutboundRecord(topic, routed_key, event.value, ce_headers)
             for topic in self.rules.topics_for(event.source, event.event_type)
         ]
 

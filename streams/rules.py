@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,10 @@ from hookline.errors import ConfigError
 # Kafka accepts topic names of at most 249 characters from this set.
 TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 ROUTE_KEYS = frozenset({"source", "type", "topics"})
+# Maximum (source, event type) pairs whose topics `RoutingRules.topics_for`
+# keeps. A full cache is emptied, so event types that never repeat cannot
+# grow it without bound.
+TOPICS_CACHE_MAX_ENTRIES = 4096
 
 
 class RulesError(ConfigError):
@@ -67,6 +71,9 @@ class RoutingRules:
     routes: tuple[Route, ...]
     default_topic_template: str
     unrouted_topic: str
+    _topics_cache: dict[tuple[str, str], tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def default_topic(self, source: str) -> str:
         """Return the topic for events of SOURCE that match no rule."""
@@ -81,12 +88,21 @@ class RoutingRules:
         if not event_type:
             return [self.unrouted_topic]
 
+        cached = self._topics_cache.get((source, event_type))
+        if cached is not None:
+            return list(cached)
+
         topics: list[str] = []
         for route in self.routes:
             if not route.matches(source, event_type):
                 continue
             topics.extend(topic for topic in route.topics if topic not in topics)
-        return topics or [self.default_topic(source)]
+        topics = topics or [self.default_topic(source)]
+
+        if len(self._topics_cache) >= TOPICS_CACHE_MAX_ENTRIES:
+            self._topics_cache.clear()
+        self._topics_cache[source, event_type] = tuple(topics)
+        return topics
 
     def all_topics(self, sources: Sequence[str]) -> list[str]:
         """Return every topic the rules can write to for the given SOURCES, each once."""

@@ -106,6 +106,9 @@ def test_parse_raw_record_missing_header(header: str):
         pytest.param(records.SOURCE, b"Stripe Inc", "is not a valid source name", id="source"),
         pytest.param(records.SOURCE, b"", "is missing or empty", id="empty-source"),
         pytest.param(records.EVENT_TYPE, b"\xff\xfe", "is not valid UTF-8", id="not-utf8"),
+        pytest.param(
+            records.REQUEST_HEADERS, b"{\xff}", "is not valid UTF-8", id="unread-not-utf8"
+        ),
     ],
 )
 def test_parse_raw_record_malformed_header(header: str, value: bytes, reason_part: str):
@@ -143,6 +146,34 @@ def test_cloudevent_headers_binary_mode():
         ("content-type", b"application/json; charset=utf-8"),
         ("hookline_receipt_id", delivery.receipt_id.encode()),
     ]
+
+
+@pytest.mark.parametrize(
+    "received_text",
+    [
+        pytest.param("2026-03-01T12:30:45.123456Z", id="canonical"),
+        pytest.param("2026-12-31T23:59:59.999999Z", id="canonical-end-of-year"),
+        pytest.param("2026-03-01T00:00:00.000000Z", id="canonical-midnight"),
+        pytest.param("2026-03-01T12:30:45.123456+00:00", id="utc-offset"),
+        pytest.param("2026-03-01T14:30:45.123456+02:00", id="other-offset"),
+        pytest.param("2026-03-01T12:30:45Z", id="no-fraction"),
+        pytest.param("2026-03-01T12:30:45.123Z", id="milliseconds"),
+        pytest.param("2026-03-01T12:30:45.1234567Z", id="seven-digits"),
+        pytest.param("2026-03-01 12:30:45.123456Z", id="space-separator"),
+        pytest.param("2026-03-01T12:30:45,123456Z", id="comma-fraction"),
+        pytest.param("20260301T123045.123456Z", id="basic-format"),
+    ],
+)
+def test_cloudevent_headers_time_normalized(received_text: str):
+    delivery = make_delivery()
+    headers = replaced(delivery.kafka_headers(), records.RECEIVED_AT, received_text.encode())
+    event = parse_raw_record(delivery.key, delivery.body, headers)
+
+    ce_time = dict(cloudevent_headers(event))["ce_time"]
+
+    assert ce_time == records.format_time(records.parse_time(received_text)).encode()
+    assert ce_time.endswith(b"Z")
+    assert len(ce_time) == len("2026-03-01T12:30:45.123456Z")
 
 
 def test_cloudevent_headers_receipt_id_as_ce_id():

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from hookline.errors import ConfigError
-from streams.rules import RulesError, is_valid_topic_name, load_rules, parse_rules
+from streams.rules import (
+    TOPICS_CACHE_MAX_ENTRIES,
+    RulesError,
+    is_valid_topic_name,
+    load_rules,
+    parse_rules,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {"default_topic_template": "events.{source}", "unrouted_topic": "webhooks.unrouted"}
@@ -84,6 +90,24 @@ def test_topics_for_matches_rules(rules, source: str, event_type: str, expected:
 @pytest.mark.parametrize("event_type", [None, ""], ids=["none", "empty"])
 def test_topics_for_unknown_type_unrouted(rules, event_type):
     assert rules.topics_for("stripe", event_type) == ["webhooks.unrouted"]
+
+
+def test_topics_for_repeated_call_same_topics(rules):
+    first = rules.topics_for("stripe", "customer.subscription.deleted")
+    first.append("changed.by.caller")
+
+    second = rules.topics_for("stripe", "customer.subscription.deleted")
+
+    assert second == ["events.stripe.subscriptions", "events.deletions", "events.audit"]
+
+
+def test_topics_for_cache_bounded(rules):
+    for index in range(TOPICS_CACHE_MAX_ENTRIES + 10):
+        rules.topics_for("stripe", f"type.{index}")
+
+    assert len(rules._topics_cache) <= TOPICS_CACHE_MAX_ENTRIES
+    assert rules.topics_for("stripe", "type.0") == ["events.stripe"]
+    assert rules.topics_for("github", "push") == ["events.github.push", "events.audit"]
 
 
 def test_default_topic_uses_template(tmp_path: Path):
