@@ -8,9 +8,13 @@ A locator is `header:<Name>` (case-insensitive header name) or
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
+
+HEADER_PREFIX = "header:"
+JSON_PREFIX = "json:"
 
 # Returned by `resolve_pointer` when the pointer matches nothing; None is a JSON value.
 MISSING = object()
@@ -22,14 +26,26 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     Follows RFC 6901: `""` is the whole document, each `/`-separated token
     names a member or an array index, and `~1` and `~0` stand for `/` and `~`.
     """
-    if pointer == "":
-        return document
-    if not pointer.startswith("/"):
+    tokens = _pointer_tokens(pointer)
+    if tokens is None:
         return MISSING
+    return _resolve_tokens(document, tokens)
 
+
+# Pointers come from the source config, so the cache contains few entries.
+@lru_cache(maxsize=1024)
+def _pointer_tokens(pointer: str) -> tuple[str, ...] | None:
+    # None when POINTER is neither empty nor starts with "/", so it matches nothing.
+    if pointer == "":
+        return ()
+    if not pointer.startswith("/"):
+        return None
+    return tuple(token.replace("~1", "/").replace("~0", "~") for token in pointer[1:].split("/"))
+
+
+def _resolve_tokens(document: Any, tokens: tuple[str, ...]) -> Any:
     value = document
-    for token in pointer[1:].split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
+    for token in tokens:
         if isinstance(value, dict):
             value = value.get(token, MISSING)
         elif isinstance(value, list):
@@ -59,6 +75,19 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
+# Locators come from the source config, so the cache contains few entries.
+@lru_cache(maxsize=1024)
+def _parse_locator(locator: str) -> tuple[str | None, Any]:
+    # Returns the prefix and the parsed rest. For `header:` the rest is the
+    # lower-case header name. For `json:` it is the pointer tokens, or None
+    # when the pointer is invalid.
+    if locator.startswith(HEADER_PREFIX):
+        return HEADER_PREFIX, locator.removeprefix(HEADER_PREFIX).strip().lower()
+    if locator.startswith(JSON_PREFIX):
+        return JSON_PREFIX, _pointer_tokens(locator.removeprefix(JSON_PREFIX))
+    return None, None
+
+
 class EventLocator:
     """Resolve locators against one request, parsing its JSON body at most once.
 
@@ -77,13 +106,14 @@ class EventLocator:
         """Return the text LOCATOR points to, or None when it finds nothing."""
         if locator is None:
             return None
-        if locator.startswith("header:"):
-            return self.headers.get(locator.removeprefix("header:").strip().lower()) or None
-        if locator.startswith("json:"):
+        kind, target = _parse_locator(locator)
+        if kind == HEADER_PREFIX:
+            return self.headers.get(target) or None
+        if kind == JSON_PREFIX:
             document = self._json()
-            if document is MISSING:
+            if document is MISSING or target is None:
                 return None
-            return _as_text(resolve_pointer(document, locator.removeprefix("json:")))
+            return _as_text(_resolve_tokens(document, target))
         return None
 
     def _json(self) -> Any:
