@@ -65,12 +65,7 @@ from ingest.producer import RecordProducer
 from ingest.ratelimit import RateLimitedLogger
 from ingest.rejections import RejectionRecorder
 from ingest.replay import ReplayGuard, replay_window_seconds
-from ingest.request_state import (
-    RequestState,
-    lower_case_headers,
-    repeated_header,
-    request_headers,
-)
+from ingest.request_state import RequestState, read_headers, repeated_header
 from ingest.schemes import Verifier, create_verifier
 from ingest.schemes.base import ReplayIdentity
 from ingest.token_bucket import TokenBucket, retry_after_seconds, source_bucket
@@ -242,14 +237,15 @@ class WebhookReceiver:
         )
 
     async def _receive_for_source(self, request: Request, source: SourceConfig) -> Response:
-        raw_headers = request_headers(request)
+        headers, repeats = read_headers(request)
         verifier = self.verifiers[source.name]
+        client = request.client
         state = RequestState(
             source=source,
             received_at=datetime.fromtimestamp(self.clock(), UTC),
-            raw_headers=raw_headers,
-            headers=lower_case_headers(raw_headers),
-            remote_addr=request.client.host if request.client else "",
+            headers=headers,
+            remote_addr=client.host if client else "",
+            repeats=repeats,
             credential_headers=verifier.credential_headers,
         )
 
@@ -306,7 +302,7 @@ class WebhookReceiver:
         # A repeated signature, timestamp or id header is ambiguous, because
         # proxies and frameworks disagree on which copy counts. So it is
         # rejected with a clear reason instead of being joined and checked.
-        repeated = repeated_header(state.raw_headers, verifier.signed_headers)
+        repeated = repeated_header(state.repeats, verifier.signed_headers)
         if repeated is not None:
             detail = f"header {repeated} is repeated; send it once"
             return self._reject(state, 400, "duplicate_header", detail, b"")

@@ -2,46 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from litestar import Request
 
 from hookline.config import SourceConfig
-from hookline.records import REDACTED, Delivery, audited_headers, new_receipt_id
+from hookline.records import CREDENTIAL_HEADERS, REDACTED, Delivery, new_receipt_id
 from ingest.locators import EventLocator
 
 
-def request_headers(request: Request) -> list[tuple[str, str]]:
-    """Return the request's headers as (name, value) text pairs, repeats included, in order."""
+def read_headers(request: Request) -> tuple[dict[str, str], list[str]]:
+    """Return the request's headers with lower-case names, and the names that repeat.
+
+    A repeated header's values are joined with ", " in the order sent. The list
+    has a name once for every copy after its first, in the order of those copies.
+    """
     # Raw ASGI headers keep repeats and the order they were sent in. Latin-1
     # maps every byte to one character, so no header value fails to decode.
-    return [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in request.scope["headers"]
-    ]
-
-
-def lower_case_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    """Return PAIRS as a dict with lower-case names, repeated values joined with ", "."""
     headers: dict[str, str] = {}
-    for name, value in pairs:
-        name = name.lower()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return headers
+    repeats: list[str] = []
+    for raw_name, raw_value in request.scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name in headers:
+            headers[name] = f"{headers[name]}, {value}"
+            repeats.append(name)
+        else:
+            headers[name] = value
+    return headers, repeats
 
 
-def repeated_header(pairs: list[tuple[str, str]], names: Collection[str]) -> str | None:
-    """Return the first of NAMES (lower-case) that occurs more than once in PAIRS, or None."""
-    seen: set[str] = set()
-    for name, _ in pairs:
-        lowered = name.lower()
-        if lowered not in names:
-            continue
-        if lowered in seen:
-            return lowered
-        seen.add(lowered)
+def repeated_header(repeats: Sequence[str], names: Collection[str]) -> str | None:
+    """Return the first name in REPEATS (as `read_headers` lists them) that is in NAMES."""
+    for name in repeats:
+        if name in names:
+            return name
     return None
 
 
@@ -51,9 +48,11 @@ class RequestState:
 
     source: SourceConfig
     received_at: datetime
-    raw_headers: list[tuple[str, str]]
+    # Lower-case names, repeated values joined, as `read_headers` returns them.
     headers: dict[str, str]
     remote_addr: str
+    # Names of the copies after the first of each repeated header, in request order.
+    repeats: list[str] = field(default_factory=list)
     # Headers redacted in the record besides `hookline.records.CREDENTIAL_HEADERS`.
     credential_headers: frozenset[str] = field(default_factory=frozenset)
 
@@ -78,8 +77,15 @@ class RequestState:
         )
 
     def audited_headers(self) -> dict[str, str]:
-        """Return the request headers for the record, with every credential header redacted."""
-        headers = audited_headers(self.raw_headers)
+        """Return the request headers for the record, with every credential header redacted.
+
+        The result equals `hookline.records.audited_headers` of the raw headers
+        with the source's credential headers then set to one `REDACTED` each.
+        So a repeated header of `CREDENTIAL_HEADERS` keeps one `REDACTED` per copy.
+        """
+        headers = dict(self.headers)
+        for name in CREDENTIAL_HEADERS & headers.keys():
+            headers[name] = ", ".join([REDACTED] * (1 + self.repeats.count(name)))
         for name in self.credential_headers & headers.keys():
             headers[name] = REDACTED
         return headers
