@@ -57,7 +57,7 @@ from ingest.body import (
     UnsupportedContentEncodingError,
     decode_body,
     parse_content_length,
-    read_body,
+    read_body_within,
 )
 from ingest.http_protocol import HeadRejection
 from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics
@@ -356,8 +356,7 @@ class WebhookReceiver:
         except ValueError as error:
             return self._bad_request(state, "invalid_content_length", str(error))
         try:
-            async with asyncio.timeout(timeout):
-                raw_body = await read_body(request.receive, limit, content_length)
+            raw_body = await read_body_within(request.receive, limit, content_length, timeout)
         except ClientDisconnectedError as error:
             return self._bad_request(state, "client_disconnected", str(error))
         except BodyTooLargeError as error:

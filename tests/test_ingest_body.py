@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,6 +13,7 @@ from ingest.body import (
     ClientDisconnectedError,
     parse_content_length,
     read_body,
+    read_body_within,
 )
 from ingest.ratelimit import RateLimitedLogger
 
@@ -26,6 +28,18 @@ class Messages:
     async def __call__(self) -> dict[str, Any]:
         self.calls += 1
         return self.messages.pop(0)
+
+
+class SlowMessages(Messages):
+    """Like Messages, but each call first waits DELAY seconds, as for a slow client."""
+
+    def __init__(self, delay: float, *messages: dict[str, Any]) -> None:
+        super().__init__(*messages)
+        self.delay = delay
+
+    async def __call__(self) -> dict[str, Any]:
+        await asyncio.sleep(self.delay)
+        return await super().__call__()
 
 
 def chunk(body: bytes, more: bool = True) -> dict[str, Any]:
@@ -80,6 +94,48 @@ async def test_body_client_disconnect():
 
     with pytest.raises(ClientDisconnectedError):
         await read_body(receive, limit=100, content_length=None)
+
+
+async def test_body_within_timeout_complete_body():
+    receive = Messages(chunk(b"ab"), chunk(b"cd", more=False))
+
+    assert await read_body_within(receive, 10, None, timeout_seconds=1.0) == b"abcd"
+    assert receive.calls == 2
+
+
+async def test_body_within_timeout_slow_chunks():
+    receive = SlowMessages(0.01, chunk(b"ab"), chunk(b"cd", more=False))
+
+    assert await read_body_within(receive, 10, None, timeout_seconds=5.0) == b"abcd"
+    assert receive.calls == 2
+
+
+async def test_body_within_timeout_expires():
+    receive = SlowMessages(5.0, chunk(b"ab", more=False))
+
+    with pytest.raises(TimeoutError):
+        await read_body_within(receive, 10, None, timeout_seconds=0.05)
+
+
+async def test_body_within_timeout_errors_after_wait():
+    too_large = SlowMessages(0.01, chunk(b"abc"), chunk(b"defgh", more=False))
+    disconnected = SlowMessages(0.01, chunk(b"abc"), {"type": "http.disconnect"})
+
+    with pytest.raises(BodyTooLargeError):
+        await read_body_within(too_large, 4, None, timeout_seconds=5.0)
+    with pytest.raises(ClientDisconnectedError):
+        await read_body_within(disconnected, 100, None, timeout_seconds=5.0)
+
+
+async def test_body_within_timeout_cancelled():
+    receive = SlowMessages(5.0, chunk(b"ab", more=False))
+    reading = asyncio.ensure_future(read_body_within(receive, 10, None, timeout_seconds=10.0))
+    await asyncio.sleep(0.01)
+
+    reading.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await reading
 
 
 @pytest.mark.parametrize(
