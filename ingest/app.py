@@ -30,7 +30,8 @@ from litestar.params import FromPath
 from hookline.config import HooklineConfig
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRecordProducer, RecordProducer
-from ingest.receiver import ErrorBody, Receipt, WebhookReceiver, error_response
+from ingest.receipts import Receipt
+from ingest.receiver import ErrorBody, WebhookReceiver, error_response
 
 # Room for Kafka record headers (the audited request headers among them)
 # above the largest body, in bytes.

@@ -63,6 +63,7 @@ from ingest.http_protocol import HeadRejection
 from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics
 from ingest.producer import RecordProducer
 from ingest.ratelimit import RateLimitedLogger
+from ingest.receipts import ReceiptResponse
 from ingest.rejections import RejectionRecorder
 from ingest.replay import ReplayGuard, replay_window_seconds
 from ingest.request_state import RequestState, read_headers, repeated_header
@@ -77,13 +78,6 @@ WEBHOOK_PATH_PREFIX = "/webhooks/"
 # Sent with responses after which the rest of the request body is not read, so
 # the client stops sending it and the connection is not reused.
 CLOSE_CONNECTION = {"Connection": "close"}
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """Body of a 200 response: the id under which the delivery was stored."""
-
-    receipt_id: str
 
 
 @dataclass(frozen=True)
@@ -345,7 +339,7 @@ class WebhookReceiver:
             return self._reject(state, 409, "replayed_request", detail, body)
 
         self._reject(state, 200, "replayed_request", detail, body)
-        return Response(Receipt(receipt_id), status_code=200)
+        return ReceiptResponse(receipt_id)
 
     async def _read_body(self, request: Request, state: RequestState) -> bytes | Response:
         """Return the body with its Content-Encoding undone, or the error response."""
@@ -419,7 +413,7 @@ class WebhookReceiver:
             delivery.event_id,
             kafka.raw_topic,
         )
-        return Response(Receipt(delivery.receipt_id), status_code=200)
+        return ReceiptResponse(delivery.receipt_id)
 
     def _reject(
         self,
