@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
-from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -84,37 +83,16 @@ def create_tables(client: Client, events_table: str, rejections_table: str) -> N
     client.command(rejections_table_ddl(rejections_table))
 
 
-def insert_column_types(client: Client, table: str, columns: Sequence[str]) -> list[ClickHouseType]:
-    """Return the ClickHouse types of COLUMNS of TABLE, read with one DESCRIBE TABLE query.
-
-    Raises:
-        ClickHouseError: TABLE does not exist, lacks one of COLUMNS, or the query failed.
-    """
-    context = client.create_insert_context(table, list(columns))
-    return list(context.column_types)
-
-
 def insert_rows(
     client: Client,
     table: str,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     token: str,
-    column_types: Sequence[ClickHouseType] | None = None,
 ) -> None:
-    """Insert ROWS into TABLE as one insert with deduplication token TOKEN.
-
-    COLUMN_TYPES, from `insert_column_types`, saves the DESCRIBE TABLE query
-    that clickhouse-connect otherwise runs before every insert.
-    """
+    """Insert ROWS into TABLE as one insert with deduplication token TOKEN."""
     settings = dict(INSERT_SETTINGS, insert_deduplication_token=token)
-    client.insert(
-        table,
-        rows,
-        column_names=list(columns),
-        column_types=column_types,
-        settings=settings,
-    )
+    client.insert(table, rows, column_names=list(columns), settings=settings)
 
 
 def stored_max_offsets(

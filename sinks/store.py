@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
 from sinks import client as calls
@@ -37,8 +36,6 @@ class AuditStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._writer: Client | None = None
         self._reader: Client | None = None
-        # Column types per (table, columns) for inserts, read once per writer client.
-        self._insert_types: dict[tuple[str, tuple[str, ...]], list[ClickHouseType]] = {}
         self._closed = False
 
     @property
@@ -60,7 +57,9 @@ class AuditStore:
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
     ) -> None:
         """Insert ROWS into TABLE as one insert with deduplication token TOKEN."""
-        await self._call(lambda: self._insert_rows(table, tuple(columns), rows, token))
+        await self._call(
+            lambda: calls.insert_rows(self._writer_client(), table, columns, rows, token)
+        )
 
     async def max_offsets(
         self, table: str, topic: str, partitions: Sequence[int]
@@ -91,23 +90,6 @@ class AuditStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function)
 
-    def _insert_rows(
-        self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]], token: str
-    ) -> None:
-        client = self._writer_client()
-        key = (table, columns)
-        column_types = self._insert_types.get(key)
-        if column_types is None:
-            column_types = calls.insert_column_types(client, table, columns)
-            self._insert_types[key] = column_types
-        try:
-            calls.insert_rows(client, table, columns, rows, token, column_types)
-        except Exception:
-            # The table may have changed since its types were read (for example by
-            # ALTER TABLE), so the retry reads them again.
-            self._insert_types.pop(key, None)
-            raise
-
     def _writer_client(self) -> Client:
         if self._writer is None:
             self._writer = calls.open_client(self.dsn)
@@ -127,4 +109,3 @@ class AuditStore:
                 client.close()
         self._reader = None
         self._writer = None
-        self._insert_types.clear()

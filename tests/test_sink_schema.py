@@ -19,7 +19,6 @@ from aiokafka import TopicPartition
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
-import sinks.client
 from hookline.errors import ConfigError
 from hookline.records import BODY_LENGTH, Delivery
 from sinks.batch import PendingBatch
@@ -36,7 +35,6 @@ from sinks.results import BYTES_FORMATS, json_value
 from sinks.rows import AuditRow, event_row, rejection_row
 from sinks.schema import EVENT_COLUMNS, REJECTION_COLUMNS, check_table_name
 from sinks.statements import single_statement
-from sinks.store import AuditStore
 
 EVENTS = "webhook_events"
 REJECTIONS = "webhook_rejections"
@@ -193,40 +191,6 @@ def test_dedup_token_drops_repeated_insert(store_client: Client) -> None:
     assert store_client.query(f"SELECT count() FROM {EVENTS}").result_rows == [(5,)]
 
 
-async def test_store_insert_reads_column_types_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[str] = []
-    read_types = sinks.client.insert_column_types
-
-    def counting_read(client: Client, table: str, columns: Any) -> Any:
-        reads.append(table)
-        return read_types(client, table, columns)
-
-    monkeypatch.setattr(sinks.client, "insert_column_types", counting_read)
-    rows = [event_row(record_of(delivery(), offset)).values for offset in range(3)]
-    invalid = list(rows[2])
-    invalid[EVENT_COLUMNS.index("body_size")] = -1
-    store = AuditStore(normalize_dsn(f"chdb://{tmp_path / 'clickhouse'}"))
-    try:
-        await store.create_tables(EVENTS, REJECTIONS)
-        await store.insert(EVENTS, EVENT_COLUMNS, rows[:1], "webhooks.raw:2:0:0")
-        await store.insert(EVENTS, EVENT_COLUMNS, rows[1:2], "webhooks.raw:2:1:1")
-        # A repeated token is still dropped when the column types come from the cache.
-        await store.insert(EVENTS, EVENT_COLUMNS, rows[1:2], "webhooks.raw:2:1:1")
-        reads_before_failure = list(reads)
-        with pytest.raises(DataError, match="body_size"):
-            await store.insert(EVENTS, EVENT_COLUMNS, [tuple(invalid)], "webhooks.raw:2:2:2")
-        await store.insert(EVENTS, EVENT_COLUMNS, rows[2:], "webhooks.raw:2:2:2")
-        _, counts = await store.query(f"SELECT count() FROM {EVENTS}")
-    finally:
-        await store.close()
-
-    assert reads_before_failure == [EVENTS]
-    assert reads == [EVENTS, EVENTS]
-    assert counts == [(3,)]
-
-
 def test_stored_max_offsets_per_partition(store_client: Client) -> None:
     rows = []
     for partition, offsets in ((0, range(5)), (3, range(10, 13))):
@@ -240,6 +204,21 @@ def test_stored_max_offsets_per_partition(store_client: Client) -> None:
     assert stored_max_offsets(store_client, EVENTS, "webhooks.raw", [0, 1, 3]) == {0: 4, 3: 12}
     assert stored_max_offsets(store_client, EVENTS, "other.topic", [0]) == {}
     assert stored_max_offsets(store_client, EVENTS, "webhooks.raw", []) == {}
+
+
+def test_insert_after_column_type_change_rejected(store_client: Client) -> None:
+    rows = [event_row(record_of(delivery(), offset)).values for offset in range(2)]
+    too_large = list(rows[1])
+    too_large[EVENT_COLUMNS.index("body_size")] = 70_000
+    insert_rows(store_client, EVENTS, EVENT_COLUMNS, rows[:1], "t:2:0:0")
+    store_client.command(f"ALTER TABLE {EVENTS} MODIFY COLUMN body_size UInt16")
+
+    # Column types sent from before the change would make ClickHouse store 70000 as 4464.
+    with pytest.raises(DataError):
+        insert_rows(store_client, EVENTS, EVENT_COLUMNS, [tuple(too_large)], "t:2:1:1")
+    sizes = store_client.query(f"SELECT body_size FROM {EVENTS} ORDER BY offset").result_rows
+
+    assert sizes == [(len(BINARY_BODY),)]
 
 
 def test_stored_max_offsets_reads_projection(store_client: Client) -> None:
