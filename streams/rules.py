@@ -34,6 +34,11 @@ ROUTE_KEYS = frozenset({"source", "type", "topics"})
 # keeps. A full cache is emptied, so event types that never repeat cannot
 # grow it without bound.
 TOPICS_CACHE_MAX_ENTRIES = 4096
+# Maximum length in characters of an event type whose topics
+# `RoutingRules.topics_for` keeps. Ingest reads event types from signed
+# bodies, so a sender can make each one hundreds of KiB long, and a full
+# cache of such types would keep gigabytes in the router.
+TOPICS_CACHE_MAX_TYPE_CHARS = 256
 
 
 class RulesError(ConfigError):
@@ -88,7 +93,8 @@ class RoutingRules:
         if not event_type:
             return [self.unrouted_topic]
 
-        cached = self._topics_cache.get((source, event_type))
+        cacheable = len(event_type) <= TOPICS_CACHE_MAX_TYPE_CHARS
+        cached = self._topics_cache.get((source, event_type)) if cacheable else None
         if cached is not None:
             return list(cached)
 
@@ -98,6 +104,8 @@ class RoutingRules:
                 continue
             topics.extend(topic for topic in route.topics if topic not in topics)
         topics = topics or [self.default_topic(source)]
+        if not cacheable:
+            return topics
 
         if len(self._topics_cache) >= TOPICS_CACHE_MAX_ENTRIES:
             self._topics_cache.clear()

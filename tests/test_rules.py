@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,22 @@ def test_topics_for_cache_bounded(rules):
     assert len(rules._topics_cache) <= TOPICS_CACHE_MAX_ENTRIES
     assert rules.topics_for("stripe", "type.0") == ["events.stripe"]
     assert rules.topics_for("github", "push") == ["events.github.push", "events.audit"]
+
+
+def test_topics_for_long_types_not_kept(rules):
+    # Ingest takes event types from signed bodies, so a sender chooses their
+    # length. 100 types of 64 KiB are 6.4 MiB.
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for index in range(100):
+            rules.topics_for("stripe", f"{index}.{'x' * 65536}")
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert after - before < 1024 * 1024
+    assert rules.topics_for("stripe", f"0.{'x' * 65536}") == ["events.stripe"]
 
 
 def test_default_topic_uses_template(tmp_path: Path):
