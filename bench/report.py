@@ -184,15 +184,79 @@ def _profile(section: dict[str, Any]) -> list[str]:
             "frames, so the inclusive shares below are lower bounds.",
             "",
         ]
-    lines += _table(
-        ["layer", "share of samples"],
-        [[layer, f"{share * 100:.1f} %"] for layer, share in section["layers"].items()],
-    )
+    return lines + _profile_tables(section)
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def _profile_tables(section: dict[str, Any]) -> list[str]:
+    """Return the layer table, with a column per thread when known, and the function table."""
+    threads = list(section.get("threads") or {})
+    by_thread = section.get("layers_by_thread") or {}
+    rows = [
+        [
+            layer,
+            _percent(share),
+            *(_percent(by_thread[thread].get(layer, 0.0)) for thread in threads),
+        ]
+        for layer, share in section["layers"].items()
+    ]
+    lines = _table(["layer", "share of samples", *(f"of which {name}" for name in threads)], rows)
     lines += _table(
         ["function (inclusive)", "share of samples"],
-        [[name, f"{share * 100:.1f} %"] for name, share in section["functions"]],
+        [[name, _percent(share)] for name, share in section["functions"]],
     )
     return lines
+
+
+def _router_profile(section: dict[str, Any]) -> list[str]:
+    lines = ["## Where the router spends its time", ""]
+    if "skipped" in section:
+        return lines + [f"Not profiled: {section['skipped']}", ""]
+    if "error" in section:
+        return lines + [f"Profiling failed: {section['error']}", ""]
+
+    timing = section["router_while_profiling"]
+    rate = section["samples_per_second"]
+    threads = ", ".join(f"{name} {_percent(share)}" for name, share in section["threads"].items())
+    lines += [
+        f"py-spy, {section['samples']} samples at {rate} Hz over {section['seconds']} s of a "
+        "second router run that routes the same raw records in its own consumer group, pinned "
+        f"like the timed run ({_number(timing['records_per_second'])} events/s and "
+        f"{_number(timing.get('cpu_us_per_record'))} µs CPU per event while profiled; the "
+        "router table above comes from the run without py-spy). Flame graph: `router.svg`, "
+        "collapsed stacks: `router-stacks.txt`, both next to this summary. Each sample counts "
+        "for the layer of its frame nearest the leaf that belongs to one.",
+        "",
+        "py-spy's `--idle` was off, so a thread waiting in `select` or on a lock adds no "
+        "samples, and the shares are of the time a thread was running or ready to run. In the "
+        f"{_number(section['wall_seconds_while_recording'])} s of the stacks recording the "
+        f"router used {_number(section['cpu_seconds_while_recording'])} CPU-seconds (from "
+        "/proc). Time in C code (orjson, msgspec, aiokafka's record batches) counts for the "
+        "Python function that called it.",
+        "",
+        f"Samples by thread: {threads}. "
+        f"{section['complete_share'] * 100:.0f} % of the samples have a complete stack; the "
+        "others lack their outer frames, so the inclusive shares below are lower bounds.",
+        "",
+    ]
+    if section.get("py_spy_errors") is not None:
+        lines += [
+            f"py-spy reported {section['py_spy_errors']} errors (stacks it could not read) "
+            f"with {section['py_spy_samples']} samples, and the failed reads are missing "
+            "from the shares.",
+            "",
+        ]
+    idle_after = section.get("last_output_after_stacks_seconds")
+    if idle_after is not None and idle_after < 0:
+        lines += [
+            f"The router ran out of records {_number(-idle_after)} s before the stacks "
+            "recording ended, so the profile includes idle time. Raise --router-records.",
+            "",
+        ]
+    return lines + _profile_tables(section)
 
 
 def _router(section: dict[str, Any]) -> list[str]:
@@ -463,6 +527,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _profile(results["profile"])
     if results.get("router"):
         lines += _router(results["router"])
+        if results["router"].get("profile"):
+            lines += _router_profile(results["router"]["profile"])
     if results.get("sink_store") or results.get("sink"):
         lines += _sink(results.get("sink_store"), results.get("sink"))
     if results.get("end_to_end"):

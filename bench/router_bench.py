@@ -4,6 +4,9 @@ Both read the same pre-produced raw topic from its start, each pinned to `SERVER
 after the other, while the broker runs on `LOAD_CPU`. Throughput is taken from the create
 times of the records they produce: (records - 1) / (last - first). So start-up, group join
 and the router's changelog set-up are left out, and both are measured the same way.
+
+Then a third run routes the same records again under py-spy (`bench.router_profile`), in its
+own consumer group, so the profiler does not slow the timed runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 from bench.context import LOAD_CPU, SERVER_CPU, BenchContext, routed_topic
 from bench.kafka_tools import TopicCount, count_records, produce_deliveries
 from bench.processes import Service
+from bench.profile import py_spy_path
+from bench.router_profile import RouterRecorder
 from bench.stats import ratio
 from hookline.config import HooklineConfig
 from streams.topics import create_missing_topics, new_admin_client
@@ -27,10 +32,18 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "stripe"
 LOOP_EXIT_SECONDS = 15.0
+# Config label of the profiled router run, which gives it its own group and routed topic.
+PROFILE_LABEL = "router-profile"
 
 
-def run_router_bench(context: BenchContext, *, records: int, timeout: float) -> dict[str, Any]:
-    """Pre-produce RECORDS deliveries, then time the router and the baseline loop on them."""
+def run_router_bench(
+    context: BenchContext, *, records: int, timeout: float, profile_seconds: int = 0
+) -> dict[str, Any]:
+    """Pre-produce RECORDS deliveries, then time the router and the baseline loop on them.
+
+    With PROFILE_SECONDS above 0, a third, untimed router run over the same records is
+    profiled for PROFILE_SECONDS per recording (see `bench.router_profile`).
+    """
     config = context.config("router")
     bootstrap = config.kafka.bootstrap_servers
     loop_topic = "bench.router.loop"
@@ -70,9 +83,11 @@ def run_router_bench(context: BenchContext, *, records: int, timeout: float) -> 
         context.log_path("router-loop"),
         cpus=SERVER_CPU,
     )
-    loop_result = _time_service(context, loop, bootstrap, loop_topic, records, timeout)
+    loop_result = _time_service(
+        context, loop, bootstrap, loop_topic, records, timeout, exits_when_done=True
+    )
 
-    return {
+    result = {
         "records": records,
         "raw_topic": config.kafka.raw_topic,
         "body_bytes_mean": produced_bytes / records,
@@ -88,6 +103,48 @@ def run_router_bench(context: BenchContext, *, records: int, timeout: float) -> 
             router_result["cpu_us_per_record"] or math.nan,
         ),
     }
+    if profile_seconds > 0:
+        result["profile"] = _profile_router(
+            context, config.kafka.raw_topic, records, timeout, profile_seconds
+        )
+    return result
+
+
+def _profile_router(
+    context: BenchContext, raw_topic: str, records: int, timeout: float, seconds: int
+) -> dict[str, Any]:
+    """Route RAW_TOPIC again in a new consumer group while py-spy records the router.
+
+    Returns the profile, or why it is missing, because the timed runs stand without it.
+    """
+    try:
+        py_spy_path()
+    except RuntimeError as error:
+        logger.warning("router profile skipped: %s", error)
+        return {"skipped": str(error)}
+
+    config = context.config(PROFILE_LABEL, raw_topic=raw_topic)
+    router = Service(
+        PROFILE_LABEL,
+        context.hookline_command(config, "router"),
+        context.log_path(PROFILE_LABEL),
+        cpus=SERVER_CPU,
+    )
+    recorder = RouterRecorder(context.results_dir, seconds)
+    try:
+        timing = _time_service(
+            context,
+            router,
+            config.kafka.bootstrap_servers,
+            routed_topic(PROFILE_LABEL),
+            records,
+            timeout,
+            recorder=recorder,
+        )
+        return {**recorder.summary(), "router_while_profiling": timing}
+    except Exception as error:
+        logger.exception("profiling the router failed")
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 async def _create_topic(config: HooklineConfig, topic: str) -> None:
@@ -106,7 +163,15 @@ def _time_service(
     topic: str,
     records: int,
     timeout: float,
+    *,
+    exits_when_done: bool = False,
+    recorder: RouterRecorder | None = None,
 ) -> dict[str, Any]:
+    """Start SERVICE, count its records on TOPIC, stop it and return its rate and costs.
+
+    A service that EXITS_WHEN_DONE may stop by itself after its last record. Any other must
+    stay up until then. RECORDER, when given, profiles the service from its first record.
+    """
     started = time.time()
     context.start(service)
     rss_samples: list[int] = []
@@ -119,19 +184,22 @@ def _time_service(
             mark = (service.cpu_seconds(), counted.records)
             cpu_marks.setdefault("first", mark)
             cpu_marks["last"] = mark
-        # The loop exits by itself after the last record, so only the router must stay up.
-        if service.name == "router":
+        if recorder is not None:
+            recorder.observe(service, counted)
+        if not exits_when_done:
             service.check_running()
 
     try:
         counted: TopicCount = asyncio.run(
             count_records(bootstrap, topic, records, timeout, on_progress=on_progress)
         )
-        if service.name != "router" and service.process is not None:
+        if exits_when_done and service.process is not None:
             # Let the loop commit and close by itself before the stop.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 service.process.wait(LOOP_EXIT_SECONDS)
     finally:
+        if recorder is not None:
+            recorder.wait()
         context.services.stop(service)
 
     if counted.records < records:

@@ -4,7 +4,8 @@ Stages, in order, against one Kafka broker that the run starts on free loopback 
 
 1. ingest: hookline, bare Litestar and Express pinned to CPU 0, wrk and the broker on CPU 1;
 2. profile: py-spy on the pinned hookline ingest under the same load;
-3. router: Faust router and a plain aiokafka loop over the same pre-produced records;
+3. router: Faust router and a plain aiokafka loop over the same pre-produced records, then
+   py-spy on a second, untimed router run over them;
 4. sink-store and sink: the audit store layer alone, then the whole sink from Kafka;
 5. scaling: hookline and bare Litestar with two uvicorn workers each, unpinned;
 6. e2e: the whole pipeline at a fixed rate, for latency, memory and the soak;
@@ -111,6 +112,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=40_000,
         help="raw records for the router and whole-sink stages",
+    )
+    parser.add_argument(
+        "--router-profile-seconds",
+        type=int,
+        default=3,
+        help="seconds of each py-spy recording of the router (stacks, then flame graph), taken "
+        "while an untimed router run routes the records again; 0 skips the profile",
     )
     parser.add_argument(
         "--store-rows",
@@ -276,6 +284,7 @@ class Run:
             self.context,
             records=self.arguments.router_records,
             timeout=self.arguments.stage_timeout,
+            profile_seconds=self.arguments.router_profile_seconds,
         )
 
     def sink_store(self) -> dict[str, Any]:

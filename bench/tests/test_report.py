@@ -76,11 +76,10 @@ def _ingest_section(hookline_rate, bare_rate):
     }
 
 
-def test_render_states_machine_and_targets():
-    results = {
+def _minimal_results():
+    return {
         "command": "python -m bench.run",
         "started_at": "2026-01-01T00:00:00+00:00",
-        "duration_seconds": 500.0,
         "machine": {
             "nproc": 2,
             "cpu_model": "Test CPU",
@@ -92,6 +91,13 @@ def test_render_states_machine_and_targets():
             "wrk": "wrk 4.1.0",
         },
         "load_average_start": [1.0, 2.0, 3.0],
+    }
+
+
+def test_render_states_machine_and_targets():
+    results = {
+        **_minimal_results(),
+        "duration_seconds": 500.0,
         "load_average_end": [1.5, 2.0, 3.0],
         "ingest": _ingest_section(1000.0, 2000.0),
         "errors": {"router": "RuntimeError: broken"},
@@ -103,3 +109,95 @@ def test_render_states_machine_and_targets():
     assert "**missed**: 0.50 vs >= 0.80" in text
     assert "**met**: 1.80 vs <= 3.00" in text
     assert "router: RuntimeError: broken" in text
+
+
+def _router_section(profile):
+    def run(rate, cpu):
+        return {
+            "records_per_second": rate,
+            "seconds_first_to_last": 8.0,
+            "seconds_from_start_to_first_output": 2.0,
+            "cpu_us_per_record": cpu,
+            "rss_max_bytes": 90 * 2**20,
+        }
+
+    return {
+        "records": 40000,
+        "body_bytes_mean": 1067.0,
+        "worker_cpus": "0",
+        "broker_cpus": "1",
+        "router": run(4500.0, 180.0),
+        "aiokafka_loop": run(10000.0, 45.0),
+        "ratio_router_to_loop": 0.45,
+        "ratio_router_to_loop_by_cpu": 0.25,
+        "profile": profile,
+    }
+
+
+ROUTER_PROFILE = {
+    "samples": 400,
+    "samples_per_second": 200,
+    "seconds": 3,
+    "idle_included": False,
+    "py_spy_samples": 470,
+    "py_spy_errors": 149,
+    "cpu_seconds_while_recording": 2.8,
+    "wall_seconds_while_recording": 3.0,
+    "last_output_after_stacks_seconds": 4.0,
+    "last_output_after_flamegraph_seconds": 1.0,
+    "layers": {"Faust and mode": 0.7, "aiokafka consumer": 0.3},
+    "threads": {"MainThread": 0.75, "Faust consumer thread": 0.25},
+    "layers_by_thread": {
+        "MainThread": {"Faust and mode": 0.7, "aiokafka consumer": 0.05},
+        "Faust consumer thread": {"aiokafka consumer": 0.25},
+    },
+    "functions": [["route (streams/app.py)", 0.2]],
+    "complete_share": 0.64,
+    "router_while_profiling": {"records_per_second": 5197.0, "cpu_us_per_record": 185.0},
+}
+
+
+def test_render_router_profile_layers_by_thread():
+    text = render({**_minimal_results(), "router": _router_section(ROUTER_PROFILE)})
+    assert "## Where the router spends its time" in text
+    assert (
+        "| layer | share of samples | of which MainThread | of which Faust consumer thread |"
+        in text
+    )
+    assert "| aiokafka consumer | 30.0 % | 5.0 % | 25.0 % |" in text
+    assert "| route (streams/app.py) | 20.0 % |" in text
+
+
+def test_render_router_profile_states_how_taken():
+    text = render({**_minimal_results(), "router": _router_section(ROUTER_PROFILE)})
+    assert "5,197 events/s and 185 µs CPU per event while profiled" in text
+    assert "`--idle` was off" in text
+    assert "Samples by thread: MainThread 75.0 %, Faust consumer thread 25.0 %" in text
+    assert "py-spy reported 149 errors (stacks it could not read) with 470 samples" in text
+    assert "ran out of records" not in text
+
+
+def test_render_router_profile_idle_end_warns():
+    profile = {**ROUTER_PROFILE, "last_output_after_stacks_seconds": -1.5}
+    text = render({**_minimal_results(), "router": _router_section(profile)})
+    assert "ran out of records 1.50 s before the stacks recording ended" in text
+
+
+def test_render_router_profile_skipped():
+    profile = {"skipped": "py-spy not found."}
+    text = render({**_minimal_results(), "router": _router_section(profile)})
+    assert "Not profiled: py-spy not found." in text
+
+
+def test_render_ingest_profile_without_threads():
+    profile = {
+        "samples": 100,
+        "samples_per_second": 200,
+        "layers": {"Litestar": 1.0},
+        "functions": [],
+        "complete_share": 0.3,
+        "wrk_while_profiling": {"accepted_per_second": 5000.0},
+    }
+    text = render({**_minimal_results(), "profile": profile})
+    assert "| layer | share of samples |\n" in text
+    assert "| Litestar | 100.0 % |" in text
