@@ -123,7 +123,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--store-rows",
         type=int,
-        default=100_000,
+        default=200_000,
         help="rows inserted per batch size in the store-layer stage",
     )
     parser.add_argument(

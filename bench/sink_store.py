@@ -4,7 +4,7 @@ Rows are `sinks.rows.event_row` of Stripe deliveries of about 1 KB, built before
 starts, then inserted through `sinks.store.AuditStore.insert` (the sink's own call, one
 ClickHouse thread) in batches of each size. Run it pinned to one core to get rows/s per core:
 
-    taskset -c 0 python -m bench.sink_store --folder /tmp/chdb --rows 100000 --batch-sizes 1000,5000
+    taskset -c 0 python -m bench.sink_store --folder /tmp/chdb --rows 200000 --batch-sizes 1000,5000
 
 It prints one JSON line: per batch size the rows/s over the summed insert time, the rows
 per CPU-second of this process while the inserts run, and the insert latency percentiles,
@@ -88,11 +88,15 @@ def build_rows(total: int) -> tuple[list[tuple[Any, ...]], float]:
 
 
 async def measure(folder: Path, total: int, batch_sizes: Sequence[int]) -> dict[str, Any]:
-    """Insert TOTAL rows per batch size into a new chDB folder; return rates and latencies."""
+    """Insert TOTAL rows per batch size into a new chDB folder; return rates and latencies.
+
+    Each batch size has its own events table. Before its clock starts, the table of the
+    previous size is merged with OPTIMIZE FINAL, so the background merges of those parts do
+    not run in this size's window. The merges of its own parts do, as in the sink.
+    """
     rows, seconds_per_row = build_rows(total)
     store = AuditStore(normalize_dsn(f"chdb://{folder}"))
     await store.open()
-    await store.create_tables(EVENTS_TABLE, REJECTIONS_TABLE)
     results: dict[str, Any] = {
         "rows_per_batch_size": total,
         "row_bytes_mean": sum(len(row[EVENT_COLUMNS.index("body")]) for row in rows) / len(rows),
@@ -100,24 +104,28 @@ async def measure(folder: Path, total: int, batch_sizes: Sequence[int]) -> dict[
         "batches": {},
     }
     try:
-        # One small insert first, so opening files and caches is not in the first timing.
-        await store.insert(EVENTS_TABLE, EVENT_COLUMNS, rows[:100], token="bench:warmup")
-        next_offset = total
+        previous_table: str | None = None
         for size in batch_sizes:
-            chunks = _chunks(rows, size, next_offset)
-            next_offset += total
+            table = f"{EVENTS_TABLE}_{size}"
+            await store.create_tables(table, f"{REJECTIONS_TABLE}_{size}")
+            # One small insert first, so opening files and caches is not in the first timing.
+            await store.insert(table, EVENT_COLUMNS, rows[:100], token="bench:warmup")
+            if previous_table is not None:
+                await store.command(f"OPTIMIZE TABLE {previous_table} FINAL")
+            await store.command(f"OPTIMIZE TABLE {table} FINAL")
+            previous_table = table
+
+            chunks = _chunks(rows, size, first_offset=100)
             # Collect the garbage of the copies now, so the inserts do not pay for it.
             gc.collect()
             latencies = []
             cpu_before = _process_cpu_seconds()
             for chunk in chunks:
                 began = time.perf_counter()
-                await store.insert(
-                    EVENTS_TABLE, EVENT_COLUMNS, chunk, token=f"bench:{chunk[0][_OFFSET]}"
-                )
+                await store.insert(table, EVENT_COLUMNS, chunk, token=f"bench:{chunk[0][_OFFSET]}")
                 latencies.append(time.perf_counter() - began)
-            # All threads of this process, chDB's included, so it also counts background
-            # merges of the parts of earlier batch sizes that run in this window.
+            # All threads of this process, chDB's included, so it also counts the
+            # background merges of this size's parts that run in this window.
             cpu_used = _process_cpu_seconds() - cpu_before
             results["batches"][str(size)] = {
                 "inserts": len(latencies),
@@ -155,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line, run the measurement and print it as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.sink_store", description=__doc__)
     parser.add_argument("--folder", type=Path, required=True, help="new chDB data folder")
-    parser.add_argument("--rows", type=int, default=100_000, help="rows per batch size")
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per batch size")
     parser.add_argument(
         "--batch-sizes", default="1000,5000,20000", help="comma-separated rows per insert"
     )

@@ -53,6 +53,10 @@ class AuditStore:
             lambda: calls.create_tables(self._writer_client(), events_table, rejections_table)
         )
 
+    async def command(self, sql: str) -> None:
+        """Run one statement that returns no rows, such as OPTIMIZE TABLE, on the writing client."""
+        await self._call(lambda: self._writer_client().command(sql))
+
     async def insert(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
     ) -> None:
