@@ -97,10 +97,10 @@ async def read_body_within(
 
     The body of most webhooks is complete when the application gets the
     request, so `receive` returns it without waiting. The timeout's timer is
-    started only when the read has to wait for the client, because arming and
+    started only when the read has to wait for the client. Arming and
     cancelling it cost about 6 µs of CPU per request with asyncio's default
-    event loop (`bench.receiver_cost` on the 2-core benchmark machine), several
-    times the cost of reading a buffered body.
+    event loop (`bench.receiver_cost` on the 2-core benchmark machine). That is
+    several times the cost of reading a buffered body.
 
     Raises:
         TimeoutError: when the body is not complete within TIMEOUT_SECONDS.

@@ -403,7 +403,7 @@ def _process_safely(router: Router, message: Any) -> list[OutboundRecord]:
 async def route_message(app: Any, router: Router, message: Any, raw_topic: str) -> None:
     """Produce the records that ROUTER returns for one raw MESSAGE, in its partition's transaction.
 
-    APP is the `RouterApp`. The caller holds the commit barrier. When producing
+    APP is the `RouterApp`. The caller must have taken the commit barrier. When producing
     fails after some of the records were sent, the app stops committing,
     because the open transaction contains only part of the event. The error
     is raised either way.
